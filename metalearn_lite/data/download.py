@@ -169,7 +169,7 @@ def _missing_message(failures, folder: Path) -> str:
                      f"      and save it as {folder / remote.name} (md5 {remote.md5})")
     lines.append(f"Put the files in {folder}, or point the environment variable {DATA_DIR_ENV} (or "
                  f"metalearn_lite.data.set_data_dir / data_dir=) at a folder that has them. With a network, "
-                 f"`python -m metalearn_lite.data download` fetches them all.")
+                 f"`python -m metalearn_lite.data download --data-dir {folder}` fetches them all.")
     return "\n".join(lines)
 
 

@@ -1,0 +1,61 @@
+"""Command line: ``python -m metalearn_lite.data download [--data-dir DIR] [--full]`` and ``prepare``.
+
+``download`` fetches (or verifies) every file the lessons need, so a workshop runs without a network; ``prepare``
+also builds the 28x28 cache, so the first lesson does not pay for it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import List, Optional
+
+from .download import MINIMAL_FILES, MissingDataError, ChecksumError, ensure_files
+from .omniglot import load_omniglot
+from .settings import get_cache_dir, get_data_dir
+
+FULL_FILES = ("images_background.zip", "images_evaluation.zip")
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Run the command line; return the exit status."""
+    args = _parser().parse_args(argv)
+    names = MINIMAL_FILES + (FULL_FILES if args.full else ())
+    try:
+        paths = ensure_files(names, data_dir=args.data_dir)
+        for name, path in paths.items():
+            print(f"ok  {name}  ({path})")
+        if args.command == "prepare":
+            _prepare(args)
+    except (MissingDataError, ChecksumError) as error:
+        print(error, file=sys.stderr)
+        return 1
+    return 0
+
+
+def _prepare(args) -> None:
+    sources = ("minimal", "full") if args.full else ("minimal",)
+    for source in sources:
+        for split in ("train", "test"):
+            started = time.perf_counter()
+            characters = load_omniglot(split, source=source, data_dir=args.data_dir, cache_dir=args.cache_dir)
+            print(f"ok  {source}/{split}: {characters} in {time.perf_counter() - started:.1f} s "
+                  f"(cache: {get_cache_dir(args.cache_dir)})")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m metalearn_lite.data", description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=("download", "prepare"),
+                        help="download: fetch and verify the zips; prepare: also build the 28x28 cache")
+    parser.add_argument("--data-dir", default=None,
+                        help=f"folder for the zip files (default: {get_data_dir()}, or $METALEARN_DATA)")
+    parser.add_argument("--cache-dir", default=None,
+                        help=f"folder for prepared arrays (default: {get_cache_dir()}, or $METALEARN_CACHE)")
+    parser.add_argument("--full", action="store_true",
+                        help="also the papers' full background/evaluation sets (about 15 MB more)")
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(main())
