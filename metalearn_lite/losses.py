@@ -17,6 +17,13 @@ def task_loss(name: str, prediction: torch.Tensor, y: torch.Tensor) -> torch.Ten
     return F.cross_entropy(prediction, y)
 
 
+def task_loss_per_example(name: str, prediction: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The same losses without the mean: one value per example (per output entry for MSE)."""
+    if name == "mse":
+        return F.mse_loss(prediction, y, reduction="none")
+    return F.cross_entropy(prediction, y, reduction="none")
+
+
 def accuracy(name: str, prediction: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Fraction of correct class predictions; NaN for regression, where accuracy has no meaning."""
     if name == "mse":

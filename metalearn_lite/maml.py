@@ -21,12 +21,13 @@ import torch
 from torch import nn
 from torch.func import functional_call, grad, grad_and_value, vmap
 
-from .losses import accuracy, check_loss_name, task_loss
+from .grouped import grouped_forward, supports_grouped
+from .losses import accuracy, check_loss_name, task_loss, task_loss_per_example
 from .tasks import Split, TaskBatch
 from .validation import require_choice, require_float, require_int
 
 Params = Dict[str, torch.Tensor]
-STRATEGIES = ("auto", "vmap", "loop")
+STRATEGIES = ("auto", "vmap", "loop", "grouped")
 
 
 class Adaptation(NamedTuple):
@@ -118,22 +119,37 @@ def meta_gradient(model: nn.Module, params: Params, batch: TaskBatch, inner_lr: 
 
     ``strategy`` chooses how tasks are batched; every strategy computes the same numbers:
     ``"vmap"`` vectorises ``grad(task objective)`` over tasks; ``"loop"`` runs plain autograd task by task;
-    ``"auto"`` picks the faster one for the model on a CPU (see ``benchmarks/maml_speed.py``).
+    ``"grouped"`` runs all tasks of a convolutional network in one grouped convolution (``grouped.py``);
+    ``"auto"`` picks the fastest for the model on a CPU (measured by ``benchmarks/maml_speed.py``).
     """
     loss = check_loss_name(loss)
     inner_lr, inner_steps = check_inner_loop(inner_lr, inner_steps)
-    strategy = require_choice("strategy", strategy, STRATEGIES)
+    strategy = resolve_strategy(model, strategy)
     check_task_batch(batch, model)
+    engines = {"vmap": _meta_gradient_vmap, "loop": _meta_gradient_loop, "grouped": _meta_gradient_grouped}
+    return engines[strategy](model, params, batch, inner_lr, inner_steps, loss, first_order)
+
+
+def resolve_strategy(model: nn.Module, strategy: str) -> str:
+    """Check ``strategy`` and replace ``"auto"`` by the fastest one that applies to ``model``."""
+    strategy = require_choice("strategy", strategy, STRATEGIES)
     if strategy == "auto":
-        strategy = preferred_strategy(model)
-    engine = _meta_gradient_vmap if strategy == "vmap" else _meta_gradient_loop
-    return engine(model, params, batch, inner_lr, inner_steps, loss, first_order)
+        return preferred_strategy(model)
+    if strategy == "grouped" and not supports_grouped(model):
+        raise ValueError(f"strategy='grouped' supports Conv4 and plain nn.Sequential conv nets, not "
+                         f"{type(model).__name__}; use strategy='vmap' or 'loop'")
+    return strategy
 
 
 def preferred_strategy(model: nn.Module) -> str:
-    """``"vmap"`` for small dense networks, ``"loop"`` for convolutional ones (vmap of conv is slow on CPU)."""
+    """The fastest strategy on a CPU: ``"vmap"`` for dense nets, ``"grouped"`` for conv nets when it applies.
+
+    ``vmap`` of a convolution is slower than a plain loop on a CPU; a grouped convolution beats both.
+    """
     has_conv = any(isinstance(m, nn.modules.conv._ConvNd) for m in model.modules())
-    return "loop" if has_conv else "vmap"
+    if not has_conv:
+        return "vmap"
+    return "grouped" if supports_grouped(model) else "loop"
 
 
 def _meta_gradient_vmap(model, params, batch, inner_lr, inner_steps, loss, first_order) -> MetaGradient:
@@ -173,6 +189,32 @@ def _meta_gradient_loop(model, params, batch, inner_lr, inner_steps, loss, first
     return MetaGradient(grads, torch.stack(losses).mean(), torch.stack(accs).mean())
 
 
+def _meta_gradient_grouped(model, params, batch, inner_lr, inner_steps, loss, first_order) -> MetaGradient:
+    # Every task gets its own copy of the weights (an expand: no memory), and all tasks run in one grouped
+    # convolution. Summing the task losses keeps tasks independent, so the gradient with respect to the expanded
+    # weights is each task's own inner gradient.
+    leaves = {name: p.detach().requires_grad_(True) for name, p in params.items()}
+    n_tasks = batch.n_tasks
+    fast = {name: p.expand(n_tasks, *p.shape) for name, p in leaves.items()}
+    for _ in range(inner_steps):
+        support_losses = _grouped_task_losses(model, fast, batch.support, loss)[0]
+        inner = torch.autograd.grad(support_losses.sum(), list(fast.values()), create_graph=not first_order)
+        fast = sgd_step(fast, dict(zip(fast, inner)), inner_lr)
+    query_losses, predictions = _grouped_task_losses(model, fast, batch.query, loss)
+    meta_loss = query_losses.mean()
+    grads = dict(zip(leaves, torch.autograd.grad(meta_loss, list(leaves.values()))))
+    accs = torch.stack([accuracy(loss, predictions[t].detach(), batch.query.y[t]) for t in range(n_tasks)])
+    return MetaGradient(grads, meta_loss.detach(), accs.mean())
+
+
+def _grouped_task_losses(model, params, split: Split, loss: str):
+    """Per-task mean losses ``(T,)`` and predictions ``(T, N, ...)`` for task-stacked ``params``."""
+    predictions = grouped_forward(model, params, split.X)
+    flat = predictions.reshape(-1, *predictions.shape[2:])
+    per_example = task_loss_per_example(loss, flat, split.y.reshape(-1, *split.y.shape[2:]))
+    return per_example.reshape(split.y.shape[0], -1).mean(dim=1), predictions
+
+
 class MAML:
     """MAML around a model: meta-gradient, meta-training step and adaptation, with the paper's defaults.
 
@@ -191,7 +233,7 @@ class MAML:
         self.model = model
         self.first_order = bool(first_order)
         self.loss = check_loss_name(loss)
-        self.strategy = require_choice("strategy", strategy, STRATEGIES)
+        self.strategy = resolve_strategy(model, strategy)
 
     def meta_gradient(self, batch: TaskBatch) -> MetaGradient:
         """Meta-gradient of the mean query loss over ``batch`` at the model's current parameters."""
