@@ -1,0 +1,153 @@
+"""The shared pattern for a live explorer: sliders -> plain function -> figure, testable without a browser.
+
+How to build a new explorer (e.g. for sinusoids or Omniglot)::
+
+    from metalearn_lite.widgets.core import Explorer, log_slider, int_slider
+
+    def compute(inner_lr, inner_steps):          # plain, importable, tested: values in, data out
+        return my_module.my_data(inner_lr, inner_steps)
+
+    def draw(data):                               # data in, a matplotlib Figure out
+        return my_plots.my_figure(data)
+
+    explorer = Explorer(compute, draw, {
+        "inner_lr": log_slider("inner lr", 0.01, -3, 0),
+        "inner_steps": int_slider("inner steps", 1, 0, 10),
+    })
+    explorer          # as the last expression of a cell: shows the sliders and the figure
+
+Each control's ``value`` is passed to ``compute`` as the keyword of its name. On every change the explorer
+rounds the values (a browser slider can send 1.9999999999999998 for 2.0), calls ``compute``, stores the result in
+``.last_data`` (what tests check), then redraws inside its ``Output`` widget with ``clear_output(wait=True)``,
+``plt.show()`` and ``plt.close(fig)``: the pattern that works in JupyterLab, Notebook, VS Code and Colab (core
+widgets and the inline backend only; no ipympl). Setting ``slider.value`` in plain Python fires the callback
+synchronously, so tests drive an explorer with ``explorer.set(inner_lr=1.0)`` or ``explorer.controls[...]``.
+Exceptions from ``compute``/``draw`` are shown in the output area (a student sees the message) and kept in
+``.last_error``; they are not swallowed silently.
+"""
+
+from __future__ import annotations
+
+import math
+import traceback
+import warnings
+from typing import Callable, Dict, Mapping, Optional
+
+import ipywidgets as widgets
+import matplotlib.pyplot as plt
+from IPython.display import clear_output, display
+
+SLIDER_STYLE = {"description_width": "initial"}
+SLIDER_LAYOUT = {"width": "340px"}
+
+
+def clean_value(value, significant: int = 6):
+    """Round a float to ``significant`` digits (browser sliders send float noise); leave other values alone."""
+    if isinstance(value, float) and math.isfinite(value) and value != 0.0:
+        return float(f"{value:.{significant}g}")
+    return value
+
+
+def log_slider(description: str, value: float, min_exponent: float, max_exponent: float,
+               step: float = 0.1, readout_format: str = ".3g") -> widgets.FloatLogSlider:
+    """A log-scale slider from ``10**min_exponent`` to ``10**max_exponent`` (learning rates)."""
+    return widgets.FloatLogSlider(value=value, base=10, min=min_exponent, max=max_exponent, step=step,
+                                  description=description, readout_format=readout_format,
+                                  continuous_update=False, style=SLIDER_STYLE, layout=SLIDER_LAYOUT)
+
+
+def int_slider(description: str, value: int, minimum: int, maximum: int, step: int = 1) -> widgets.IntSlider:
+    """An integer slider (steps, shots, seeds)."""
+    return widgets.IntSlider(value=value, min=minimum, max=maximum, step=step, description=description,
+                             continuous_update=False, style=SLIDER_STYLE, layout=SLIDER_LAYOUT)
+
+
+def float_slider(description: str, value: float, minimum: float, maximum: float,
+                 step: float = 0.1) -> widgets.FloatSlider:
+    """A linear float slider."""
+    return widgets.FloatSlider(value=value, min=minimum, max=maximum, step=step, description=description,
+                               continuous_update=False, style=SLIDER_STYLE, layout=SLIDER_LAYOUT)
+
+
+def dropdown(description: str, options, value) -> widgets.Dropdown:
+    """A choice between named options (e.g. which loss)."""
+    return widgets.Dropdown(options=list(options), value=value, description=description, style=SLIDER_STYLE)
+
+
+class Explorer:
+    """Controls + a plain ``compute`` function + a ``draw`` function = a live figure.
+
+    Parameters
+    ----------
+    compute: called with one keyword per control (its rounded value) plus ``fixed``; returns the figure data.
+    draw: called with that data; returns a matplotlib Figure (the explorer shows and closes it).
+    controls: name -> ipywidgets control (``log_slider``, ``int_slider``, ``dropdown``...).
+    fixed: extra keyword arguments for ``compute`` that have no control (a model, a batch of tasks).
+    title: an optional line of text above the controls.
+    """
+
+    def __init__(self, compute: Callable, draw: Callable, controls: Mapping[str, widgets.Widget],
+                 fixed: Optional[dict] = None, title: Optional[str] = None):
+        self.compute, self.draw = compute, draw
+        self.controls: Dict[str, widgets.Widget] = dict(controls)
+        self.fixed = dict(fixed or {})
+        self.out = widgets.Output()
+        self.last_data = None
+        self.last_error: Optional[BaseException] = None
+        self.n_updates = 0
+        rows = [widgets.HTML(f"<b>{title}</b>")] if title else []
+        rows += [widgets.HBox(list(self.controls.values())[i:i + 3]) for i in range(0, len(self.controls), 3)]
+        self.widget = widgets.VBox(rows + [self.out])
+        for control in self.controls.values():
+            control.observe(self._on_change, names="value")
+        self.update()
+
+    def values(self) -> dict:
+        """The controls' current values, rounded."""
+        return {name: clean_value(control.value) for name, control in self.controls.items()}
+
+    def set(self, **values) -> object:
+        """Move controls (as a student would), which redraws; returns ``.last_data``. For tests and demos."""
+        for name, value in values.items():
+            if name not in self.controls:
+                raise ValueError(f"no control named {name!r}; controls: {', '.join(self.controls)}")
+            self.controls[name].value = value
+        return self.last_data
+
+    def update(self) -> None:
+        """Recompute the data from the current values and redraw."""
+        self.n_updates += 1
+        try:
+            self.last_data = self.compute(**self.values(), **self.fixed)
+            self.last_error = None
+        except Exception as error:  # shown to the student, kept for tests
+            self.last_error = error
+            with self.out:
+                clear_output(wait=True)
+                print(f"Could not compute this setting: {format_error(error)}")
+            return
+        with self.out:
+            clear_output(wait=True)
+            fig = self.draw(self.last_data)
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=".*non-interactive.*")  # plain Python (tests): Agg
+                plt.show()
+            plt.close(fig)
+
+    def _on_change(self, change) -> None:
+        self.update()
+
+    def show(self) -> None:
+        """Display the controls and the figure."""
+        display(self.widget)
+
+    def _ipython_display_(self):  # ipywidgets 7 and IPython: ``explorer`` as the last expression shows it
+        display(self.widget)
+
+    def __repr__(self) -> str:
+        return f"Explorer({', '.join(f'{k}={v!r}' for k, v in self.values().items())})"
+
+
+def format_error(error: BaseException) -> str:
+    """One line naming the exception type and message (for messages in the output area)."""
+    return "".join(traceback.format_exception_only(type(error), error)).strip()

@@ -1,0 +1,37 @@
+"""Notebook 2's explorer: sample a sinusoid task, fine-tune from several starts, compare fits and curves."""
+
+from __future__ import annotations
+
+from typing import Dict, Optional
+
+import torch
+from torch import nn
+
+from ..baselines import fine_tuning_data
+from ..plots.adaptation import fine_tuning_figure
+from .core import Explorer, int_slider, log_slider
+
+LR_EXPONENTS = (-4.0, 0.0)
+MAX_STEPS = 100
+MAX_TASK_SEED = 50
+MAX_K_SHOT = 20
+
+
+def fine_tuning_explorer(model: nn.Module, starts: Dict[str, Dict[str, torch.Tensor]], task_seed: int = 0,
+                         k_shot: int = 5, lr: float = 0.01, steps: int = 10,
+                         tasks: Optional[object] = None) -> Explorer:
+    """Sliders for the task (seed), the number of support points, the learning rate (log) and the steps.
+
+    ``starts`` maps a name to a parameter dict of ``model`` (e.g. ``{"random": ..., "pretrained": ...}``).
+    ``explorer.last_data`` is the ``baselines.FineTuningView`` of the current setting.
+    """
+    controls = {
+        "task_seed": int_slider("task", task_seed, 0, MAX_TASK_SEED),
+        "k_shot": int_slider("K (support points)", k_shot, 1, MAX_K_SHOT),
+        "lr": log_slider("learning rate", lr, *LR_EXPONENTS),
+        "steps": int_slider("steps", steps, 0, MAX_STEPS),
+    }
+    fixed = {"starts": starts, "model": model}
+    if tasks is not None:
+        fixed["tasks"] = tasks
+    return Explorer(fine_tuning_data, fine_tuning_figure, controls, fixed=fixed, title="Fine-tuning explorer")

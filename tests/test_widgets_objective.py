@@ -1,0 +1,34 @@
+import numpy as np
+import pytest
+
+from metalearn_lite import landscape
+from metalearn_lite.widgets.objective import INNER_LR_EXPONENTS, MAX_INNER_STEPS, objective_explorer
+
+
+@pytest.mark.parametrize("inner_steps", [0, 1, 5, MAX_INNER_STEPS])
+def test_plain_function_over_the_slider_range(inner_steps):
+    batch = landscape.teaching_batch(n_tasks=10)
+    for inner_lr in np.logspace(INNER_LR_EXPONENTS[0], INNER_LR_EXPONENTS[1], 7):
+        view = landscape.objective_data(float(inner_lr), inner_steps, batch=batch, resolution=21)
+        assert view.meta_loss.shape == (21, 21) and np.isfinite(view.meta_loss).all()
+        assert all(np.isfinite(w).all() for w in view.starts.values())
+        for name, curve in view.curves.items():
+            assert np.isfinite(curve).all() and len(curve) >= 1
+            assert view.curve_diverged[name] == (len(curve) < max(10, inner_steps) + 1)
+        assert view.diverged == (view.spectral_radius > 1 or any(view.curve_diverged.values()))
+        if inner_lr <= 0.1:
+            assert not view.diverged
+        if inner_lr >= 1.0:
+            assert view.diverged and view.curve_diverged["zero"]
+
+
+def test_explorer_follows_the_sliders():
+    explorer = objective_explorer(inner_lr=0.1, inner_steps=1)
+    assert not explorer.last_data.diverged and explorer.last_data.inner_steps == 1
+    explorer.controls["inner_steps"].value = MAX_INNER_STEPS
+    assert explorer.last_data.inner_steps == MAX_INNER_STEPS
+    explorer.controls["inner_lr"].value = 1.0
+    assert explorer.last_data.diverged and explorer.last_error is None
+    explorer.controls["inner_steps"].value = 0
+    view = explorer.last_data
+    np.testing.assert_allclose(view.starts["MAML w*"], view.starts["pretrained"])
