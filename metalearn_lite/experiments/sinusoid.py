@@ -30,7 +30,7 @@ from ..baselines import pretrain
 from ..maml import MAML
 from ..models import MLP
 from ..tasks import SinusoidTasks
-from ..train import meta_train, save_checkpoint, History
+from ..train import History, load_checkpoint, meta_train, save_checkpoint
 from ..utils import limit_cpu_threads, seed_everything
 
 METHODS = ("maml", "pretrained")
@@ -113,9 +113,10 @@ def main(argv: Optional[Sequence[str]] = None) -> Path:
     path = save_checkpoint(
         args.out, model, MODEL_CONFIG, history,
         task_family="sinusoid", method=args.method, command=command, seed=args.seed, steps=args.meta_steps,
-        settings=settings, wall_time_s=round(wall_time, 1), threads=threads, torch_version=torch.__version__,
+        settings=settings, wall_time_s=round(wall_time, 1), threads=threads, torch_version=str(torch.__version__),
         package_version=__version__, git_commit=git_commit(),
         trained_on=time.strftime("%Y-%m-%d", time.gmtime()))
+    load_checkpoint(path)  # fails now, not in a student's notebook, if anything in it needs weights_only=False
     tail = history.losses[-10:]
     print(f"done in {wall_time:.0f} s ({wall_time / 60:.1f} min); final loss (mean of last {len(tail)} logs) "
           f"{sum(tail) / len(tail):.3f}; wrote {path} ({path.stat().st_size / 1024:.0f} KiB)", flush=True)
