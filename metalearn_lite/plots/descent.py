@@ -25,7 +25,8 @@ def plot_path(ax, paths: Sequence[DescentPath], labels: Optional[Sequence[str]] 
         for path, label, color in zip(paths, labels, PATH_COLORS):
             ax.plot(path.points[:, 0], path.points[:, 1], "o-", color=color, markersize=3, linewidth=1.2,
                     label=label)
-        ax.plot(*objective.start, "s", color=PALETTE["truth"], markersize=6, label="start")
+        starts = np.array([p.points[0] for p in paths])
+        ax.plot(starts[:, 0], starts[:, 1], "s", color=PALETTE["truth"], markersize=6, label="start")
         ax.plot(*objective.minimum, "*", color=PALETTE["support"], markersize=13, markeredgecolor="black",
                 label="minimum")
         ax.set_xlim(objective.bounds[0])
