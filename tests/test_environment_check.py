@@ -1,0 +1,90 @@
+"""The workshop environment check: each problem is reported with its fix, and the command exits non-zero."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from metalearn_lite import environment
+from metalearn_lite.data import MINIMAL_FILES
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "omniglot"
+
+
+def test_missing_data_folder_is_a_problem_naming_the_files_and_the_fix(tmp_path):
+    missing = tmp_path / "no-such-folder"
+    result = environment.check_data(missing)
+    assert not result.ok
+    for name in MINIMAL_FILES:
+        assert f"{name} missing" in result.detail
+    assert str(missing) in result.detail
+    assert f"python -m metalearn_lite.data download --data-dir {missing}" in result.fix
+    assert not missing.exists(), "the check must not create or download anything"
+
+
+def test_corrupted_data_file_is_a_problem(tmp_path):
+    for name in MINIMAL_FILES:
+        shutil.copy(SHARED_DATA / name, tmp_path / name)
+    (tmp_path / "all_runs.zip").write_bytes(b"<html>quota exceeded</html>")
+    result = environment.check_data(tmp_path)
+    assert not result.ok
+    assert "all_runs.zip has the wrong md5" in result.detail
+    assert "images_background_small1.zip" not in result.detail
+
+
+def test_verified_data_folder_is_ok():
+    result = environment.check_data(SHARED_DATA)
+    assert result.ok, result.detail
+    assert f"{len(MINIMAL_FILES)} files verified" in result.detail
+
+
+def test_ipywidgets_absent_is_a_problem_with_the_install_command(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ipywidgets", None)  # makes `import ipywidgets` raise ImportError
+    result = environment.check_ipywidgets()
+    assert not result.ok
+    assert "not installed" in result.detail
+    assert "pip install" in result.fix and "ipywidgets" in result.fix
+
+
+def test_widgets_extension_absent_is_a_problem(monkeypatch):
+    monkeypatch.setitem(sys.modules, "jupyterlab_widgets", None)
+    monkeypatch.setitem(sys.modules, "widgetsnbextension", None)
+    result = environment.check_widgets_frontend()
+    assert not result.ok
+    assert "jupyterlab_widgets" in result.fix
+
+
+def test_old_python_and_device_report():
+    assert not environment.check_python((3, 8, 10)).ok
+    assert environment.check_python((3, 11, 0)).ok
+    assert environment.check_device().ok  # informational only
+
+
+def test_report_lists_problems_with_fixes_and_main_exits_non_zero(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "ipywidgets", None)
+    status = environment.main(["--data-dir", str(tmp_path / "empty")])
+    out = capsys.readouterr().out
+    assert status == 1
+    rows = {line.split()[0]: line for line in out.splitlines() if line.strip()}
+    assert "PROBLEM" in rows["ipywidgets"]
+    assert "PROBLEM" in next(line for line in out.splitlines() if line.startswith("Omniglot data"))
+    assert "2 problem(s). How to fix:" in out
+    assert "  - ipywidgets: pip install" in out
+    assert "  - Omniglot data: python -m metalearn_lite.data download" in out
+
+
+def test_everything_ok_exits_zero(capsys):
+    status = environment.main(["--data-dir", str(SHARED_DATA)])
+    out = capsys.readouterr().out
+    assert status == 0, out
+    assert "PROBLEM" not in out
+    assert "All checks passed" in out
+
+
+def test_runs_as_a_module(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "metalearn_lite.check", "--data-dir", str(tmp_path)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Omniglot data" in done.stdout and "PROBLEM" in done.stdout
