@@ -22,7 +22,7 @@ import time
 
 WORKLOADS = {
     "W1": {"strategies": ["loop", "vmap"], "orders": ["second"]},
-    "W2": {"strategies": ["loop", "vmap", "grouped"], "orders": ["second", "first"]},
+    "W2": {"strategies": ["loop", "threads", "vmap", "grouped"], "orders": ["second", "first"]},
 }
 
 

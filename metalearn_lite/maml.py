@@ -15,6 +15,8 @@ A model's parameters are a plain ``dict`` of tensors and the network is called w
 
 from __future__ import annotations
 
+import copy
+from concurrent.futures import ThreadPoolExecutor
 from typing import Dict, NamedTuple, Optional
 
 import torch
@@ -27,7 +29,7 @@ from .tasks import Split, TaskBatch
 from .validation import require_choice, require_float, require_int
 
 Params = Dict[str, torch.Tensor]
-STRATEGIES = ("auto", "vmap", "loop", "grouped")
+STRATEGIES = ("auto", "vmap", "loop", "threads", "grouped")
 
 
 class Adaptation(NamedTuple):
@@ -119,14 +121,16 @@ def meta_gradient(model: nn.Module, params: Params, batch: TaskBatch, inner_lr: 
 
     ``strategy`` chooses how tasks are batched; every strategy computes the same numbers:
     ``"vmap"`` vectorises ``grad(task objective)`` over tasks; ``"loop"`` runs plain autograd task by task;
-    ``"grouped"`` runs all tasks of a convolutional network in one grouped convolution (``grouped.py``);
+    ``"threads"`` runs the loop's tasks on worker threads (one per core); ``"grouped"`` runs all tasks of a
+    convolutional network in one grouped convolution (``grouped.py``);
     ``"auto"`` picks the fastest for the model on a CPU (measured by ``benchmarks/maml_speed.py``).
     """
     loss = check_loss_name(loss)
     inner_lr, inner_steps = check_inner_loop(inner_lr, inner_steps)
     strategy = resolve_strategy(model, strategy)
     check_task_batch(batch, model)
-    engines = {"vmap": _meta_gradient_vmap, "loop": _meta_gradient_loop, "grouped": _meta_gradient_grouped}
+    engines = {"vmap": _meta_gradient_vmap, "loop": _meta_gradient_loop, "threads": _meta_gradient_threads,
+               "grouped": _meta_gradient_grouped}
     return engines[strategy](model, params, batch, inner_lr, inner_steps, loss, first_order)
 
 
@@ -142,14 +146,15 @@ def resolve_strategy(model: nn.Module, strategy: str) -> str:
 
 
 def preferred_strategy(model: nn.Module) -> str:
-    """The fastest strategy on a CPU: ``"vmap"`` for dense nets, ``"grouped"`` for conv nets when it applies.
+    """The fastest strategy on a CPU, as measured by ``benchmarks/maml_speed.py``.
 
-    ``vmap`` of a convolution is slower than a plain loop on a CPU; a grouped convolution beats both.
+    ``"vmap"`` for dense networks. For conv nets ``vmap`` and grouped convolutions are slower than a plain
+    per-task loop on a CPU, so the loop runs, spread over the cores (``"threads"``) when there are several.
     """
     has_conv = any(isinstance(m, nn.modules.conv._ConvNd) for m in model.modules())
     if not has_conv:
         return "vmap"
-    return "grouped" if supports_grouped(model) else "loop"
+    return "threads" if torch.get_num_threads() > 1 else "loop"
 
 
 def _meta_gradient_vmap(model, params, batch, inner_lr, inner_steps, loss, first_order) -> MetaGradient:
@@ -169,24 +174,57 @@ def _meta_gradient_vmap(model, params, batch, inner_lr, inner_steps, loss, first
 
 
 def _meta_gradient_loop(model, params, batch, inner_lr, inner_steps, loss, first_order) -> MetaGradient:
-    # Plain autograd, one task at a time: the reference implementation the batched path is tested against.
+    # Plain autograd, one task at a time: the reference implementation the batched paths are tested against.
     leaves = {name: p.detach().requires_grad_(True) for name, p in params.items()}
-    grads = {name: torch.zeros_like(p) for name, p in leaves.items()}
-    losses, accs = [], []
-    for t in range(batch.n_tasks):
-        support = Split(batch.support.X[t], batch.support.y[t])
-        fast = dict(leaves)
-        for _ in range(inner_steps):
-            inner = torch.autograd.grad(loss_on(model, fast, support, loss), list(fast.values()),
-                                        create_graph=not first_order)
-            fast = sgd_step(fast, dict(zip(fast, inner)), inner_lr)
-        prediction = functional_call(model, fast, (batch.query.X[t],))
-        query_loss = task_loss(loss, prediction, batch.query.y[t])
-        for name, g in zip(leaves, torch.autograd.grad(query_loss, list(leaves.values()))):
-            grads[name] += g / batch.n_tasks
-        losses.append(query_loss.detach())
-        accs.append(accuracy(loss, prediction.detach(), batch.query.y[t]))
-    return MetaGradient(grads, torch.stack(losses).mean(), torch.stack(accs).mean())
+    per_task = [_task_meta_gradient(model, leaves, batch, t, inner_lr, inner_steps, loss, first_order)
+                for t in range(batch.n_tasks)]
+    return _average_tasks(leaves, per_task)
+
+
+def _meta_gradient_threads(model, params, batch, inner_lr, inner_steps, loss, first_order) -> MetaGradient:
+    # The per-task loop, with tasks spread over worker threads that each run single-threaded kernels. Small
+    # conv-net kernels use two cores poorly; two tasks at once use them well. Results are summed in task order,
+    # so the numbers are those of the loop.
+    leaves = {name: p.detach().requires_grad_(True) for name, p in params.items()}
+    workers = min(batch.n_tasks, max(1, torch.get_num_threads()))
+    # functional_call swaps a module's tensors while it runs, so each worker needs a module of its own.
+    chunks = [(copy.deepcopy(model), range(w, batch.n_tasks, workers)) for w in range(workers)]
+
+    def run_chunk(chunk):
+        worker_model, tasks = chunk
+        return {t: _task_meta_gradient(worker_model, leaves, batch, t, inner_lr, inner_steps, loss, first_order)
+                for t in tasks}
+
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            by_task = {t: result for done in pool.map(run_chunk, chunks) for t, result in done.items()}
+    finally:
+        torch.set_num_threads(previous_threads)
+    return _average_tasks(leaves, [by_task[t] for t in range(batch.n_tasks)])
+
+
+def _task_meta_gradient(model, leaves, batch, t, inner_lr, inner_steps, loss, first_order) -> tuple:
+    """Meta-gradient of task ``t``'s query loss with respect to ``leaves``, with its loss and accuracy."""
+    support = Split(batch.support.X[t], batch.support.y[t])
+    fast = dict(leaves)
+    for _ in range(inner_steps):
+        inner = torch.autograd.grad(loss_on(model, fast, support, loss), list(fast.values()),
+                                    create_graph=not first_order)
+        fast = sgd_step(fast, dict(zip(fast, inner)), inner_lr)
+    prediction = functional_call(model, fast, (batch.query.X[t],))
+    query_loss = task_loss(loss, prediction, batch.query.y[t])
+    grads = torch.autograd.grad(query_loss, list(leaves.values()))
+    return grads, query_loss.detach(), accuracy(loss, prediction.detach(), batch.query.y[t])
+
+
+def _average_tasks(leaves: Params, per_task: list) -> MetaGradient:
+    n_tasks = len(per_task)
+    grads = {name: sum(task[0][i] for task in per_task) / n_tasks for i, name in enumerate(leaves)}
+    losses = torch.stack([task[1] for task in per_task])
+    accs = torch.stack([task[2] for task in per_task])
+    return MetaGradient(grads, losses.mean(), accs.mean())
 
 
 def _meta_gradient_grouped(model, params, batch, inner_lr, inner_steps, loss, first_order) -> MetaGradient:

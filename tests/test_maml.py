@@ -9,7 +9,7 @@ from metalearn_lite.models import LinearModel
 from metalearn_lite.tasks import LinearTasks, Split, TaskBatch
 
 STRATEGIES = ["vmap", "loop"]
-CONV_STRATEGIES = STRATEGIES + ["grouped"]
+CONV_STRATEGIES = STRATEGIES + ["threads", "grouped"]
 
 
 def meta_loss_value(model, params, batch, inner_lr, inner_steps, loss):
