@@ -55,7 +55,7 @@ def plot_adaptation_curves(ax, curves: Mapping[str, np.ndarray], diverged: Optio
 
 
 def plot_fits(ax, x, truth, fits: Mapping[str, Optional[np.ndarray]], support_X=None, support_y=None,
-              title: str = "Fitted functions") -> None:
+              title: str = "Fitted functions", prefix: str = "after fine-tuning: ") -> None:
     """The true function of one task, its support points and the function each start reached (None = diverged)."""
     ax.plot(x, truth, color=PALETTE["truth"], linewidth=2, label="true function")
     any_diverged = False
@@ -63,7 +63,7 @@ def plot_fits(ax, x, truth, fits: Mapping[str, Optional[np.ndarray]], support_X=
         if fit is None:
             any_diverged = True
             continue
-        ax.plot(x, fit, "--", color=color_for(name, index), linewidth=1.8, label=f"after fine-tuning: {name}")
+        ax.plot(x, fit, "--", color=color_for(name, index), linewidth=1.8, label=f"{prefix}{name}")
     if support_X is not None:
         ax.plot(support_X, support_y, "o", color=PALETTE["support"], markeredgecolor="black", markersize=7,
                 label=f"support (K={len(support_X)})", zorder=5)
