@@ -1,0 +1,140 @@
+"""Notebook 4's figures: MAML on sinusoids (Finn et al., 2017, section 5.1 and Figure 2).
+
+- ``plot_training_curve``: the meta-loss during meta-training (live or final).
+- ``figure2``: the paper's Figure-2-style panels, one per initialisation: the true function, the K support
+  points, and the function after 0, 1 and 10 gradient steps.
+- ``evaluation_figure``: mean MSE on new tasks vs gradient steps with 95% CIs, and the paper's values as markers.
+- ``explorer_figure``: what the adaptation explorer redraws on every slider move, drawn lean (fixed layout and
+  ticks, one legend) because drawing, not computing, is what a slider move costs.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Optional, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.lines import Line2D
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullLocator
+
+from .adaptation import color_for
+from .style import PALETTE, mark_diverged
+
+STEP_STYLES = {0: ":", 1: "--"}  # pre-update dotted, one step dashed, more steps solid
+
+
+def plot_training_curve(ax, steps: Sequence[int], losses: Sequence[float], label: str = "MAML meta-loss",
+                        smooth: int = 1, title: str = "Meta-training") -> None:
+    """Meta-loss (mean query MSE after the inner step) against the meta-step; ``smooth`` > 1 adds a running mean."""
+    steps, losses = np.asarray(steps), np.asarray(losses, dtype=float)
+    ax.plot(steps, losses, color=PALETTE["maml"], alpha=0.35 if smooth > 1 else 1.0, linewidth=1,
+            label=label if smooth <= 1 else f"{label} (every logged step)")
+    if smooth > 1 and len(losses) >= smooth:
+        running = np.convolve(losses, np.ones(smooth) / smooth, mode="valid")
+        ax.plot(steps[smooth - 1:], running, color=PALETTE["maml"], linewidth=2,
+                label=f"running mean of {smooth}")
+    ax.set_yscale("log")
+    ax.set_xlabel("meta-step")
+    ax.set_ylabel("query MSE after adaptation")
+    ax.set_title(title)
+    ax.legend()
+
+
+def figure2(view, names: Sequence[str] = ("maml", "pretrained"), steps: Sequence[int] = (0, 1, 10),
+            figsize=None, labels: Optional[Mapping[str, str]] = None):
+    """Figure-2-style panels (one per start) from an ``evaluation.ExplorerView`` computed with enough steps.
+
+    Each panel: the true function, the support points, and the fitted function after each of ``steps``.
+    """
+    labels = labels or {"maml": "MAML", "pretrained": "pretrained on all tasks", "random": "random init"}
+    figsize = figsize or (4.2 * len(names), 3.9)
+    fig, axes = plt.subplots(1, len(names), figsize=figsize, sharey=True, squeeze=False)
+    fig.subplots_adjust(left=0.06, right=0.99, bottom=0.13, top=0.8, wspace=0.08)
+    for index, (ax, name) in enumerate(zip(axes[0], names)):
+        ax.plot(view.x, view.truth, color=PALETTE["truth"], linewidth=2, label="ground truth")
+        fits, color = view.step_fits[name], color_for(name, index)
+        for step in steps:
+            if step < len(fits):
+                ax.plot(view.x, fits[step], STEP_STYLES.get(step, "-"), color=color, linewidth=1.8,
+                        alpha=0.6 if step == 0 else 1.0)
+        ax.plot(view.support_X, view.support_y, "^", color=PALETTE["support"], markeredgecolor="black",
+                markersize=8, zorder=5)
+        ax.set_title(f"{labels.get(name, name)}, K={len(view.support_X)}")
+        ax.set_xlabel("x")
+        if view.diverged.get(name):
+            mark_diverged(ax)
+    axes[0, 0].set_ylabel("y")
+    key = [Line2D([], [], color=PALETTE["truth"], linewidth=2, label="ground truth")]
+    key += [Line2D([], [], linestyle=STEP_STYLES.get(step, "-"), color="0.35", linewidth=1.8,
+                   label="pre-update" if step == 0 else f"after {step} grad step{'s' if step != 1 else ''}")
+            for step in steps]
+    key += [Line2D([], [], linestyle="none", marker="^", color=PALETTE["support"], markeredgecolor="black",
+                   markersize=8, label=f"{len(view.support_X)} points used for the gradient")]
+    fig.legend(handles=key, loc="upper center", ncol=len(key), fontsize=9, bbox_to_anchor=(0.5, 1.0))
+    return fig
+
+
+def evaluation_figure(results: Mapping[str, object], paper: Optional[Mapping[str, Mapping[int, float]]] = None,
+                      ax=None, title: Optional[str] = None):
+    """Mean MSE on the new tasks after each gradient step (95% CI band) per start; the paper's values as stars.
+
+    ``results`` maps a name to an ``evaluation.Evaluation``. Returns the figure.
+    """
+    fig, ax = (plt.subplots(figsize=(6, 3.8)) if ax is None else (ax.figure, ax))
+    for index, (name, result) in enumerate(results.items()):
+        color = color_for(name, index)
+        steps = np.arange(result.max_steps + 1)
+        mean = result.mean_curve
+        ci = np.array([result.ci95(s) for s in steps])
+        ax.plot(steps, mean, "o-", color=color, markersize=3, label=name)
+        ax.fill_between(steps, mean - ci, mean + ci, color=color, alpha=0.2, linewidth=0)
+        if paper and name in paper:
+            ax.plot(list(paper[name]), list(paper[name].values()), "*", color=color, markersize=12,
+                    markeredgecolor="black", label=f"{name}: paper")
+    ax.set_yscale("log")
+    ax.set_xlabel("gradient steps on the new task")
+    ax.set_ylabel("query MSE (mean, 95% CI)")
+    any_result = next(iter(results.values()))
+    ax.set_title(title or f"New tasks, K={any_result.k_shot}, step size {any_result.inner_lr:g} "
+                          f"({any_result.n_tasks} tasks)")
+    ax.legend(fontsize=8, ncol=2)
+    return fig
+
+
+def explorer_figure(view, figsize=(10, 3.8), dpi: int = 72):
+    """The explorer's redraw: fitted functions after ``view.inner_steps`` steps (left), error vs step (right).
+
+    Drawn lean on purpose (it runs on every slider move): fixed limits and ticks on the left, no minor ticks on
+    the log axis, and one shared legend; this halves the drawing time of the general-purpose ``plot_fits`` +
+    ``plot_adaptation_curves`` pair. A diverged start keeps its curve up to the blow-up, gets "(diverged)" in the
+    legend, and the panels carry the "diverged" label.
+    """
+    fig, (left, right) = plt.subplots(1, 2, figsize=figsize, dpi=dpi)
+    fig.subplots_adjust(left=0.06, right=0.98, bottom=0.14, top=0.78, wspace=0.25)
+    steps, handles = view.inner_steps, []
+    handles += left.plot(view.x, view.truth, color=PALETTE["truth"], linewidth=2, label="true function")
+    handles += left.plot(view.support_X, view.support_y, "o", color=PALETTE["support"], markeredgecolor="black",
+                         markersize=7, zorder=5, label=f"support (K={view.k_shot})")
+    for index, (name, curve) in enumerate(view.curves.items()):
+        color = color_for(name, index)
+        if view.fits[name] is not None:
+            left.plot(view.x, view.fits[name], "--", color=color, linewidth=1.8)
+        losses = curve.query_losses.mean(axis=0)
+        label = name + (" (diverged)" if curve.diverged else "")
+        handles += right.plot(np.arange(len(losses)), losses, "o-", color=color, markersize=3, linewidth=1.5,
+                              label=label)
+    left.set(xlim=view.x[[0, -1]], ylim=(-6, 6), xticks=[-5, 0, 5], yticks=[-5, 0, 5], xlabel="x", ylabel="y",
+             title=f"Fitted functions after {steps} step{'s' if steps != 1 else ''}")
+    right.set_yscale("log")
+    right.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0), numticks=6))
+    right.yaxis.set_minor_locator(NullLocator())
+    right.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:.3g}"))
+    right.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
+    right.set(xlim=(-0.5, max(steps, 1) + 0.5), xlabel="gradient step on the task",
+              ylabel="MSE on the whole curve", title=f"Adaptation, inner lr = {view.inner_lr:.3g}")
+    fig.legend(handles=handles, loc="upper center", ncol=len(handles), fontsize=9)
+    diverged = [name for name, flag in view.diverged.items() if flag]
+    if diverged:
+        mark_diverged(left, "diverged: " + ", ".join(diverged))
+        mark_diverged(right, "diverged")
+    return fig
