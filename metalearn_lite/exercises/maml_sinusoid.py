@@ -1,0 +1,115 @@
+"""Exercises of notebook 4 (MAML on sinusoids): a confidence interval, a fine-tuning loop, reading the results."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from .. import maml
+from ..evaluation import evaluation_tasks, random_init
+from ..models import MLP
+from . import as_number, close, feedback, not_answered
+
+CI_LOSSES = np.array([0.31, 0.12, 0.55, 0.24, 0.98, 0.07, 0.42, 0.36, 0.19, 0.61])
+"""Per-task query MSEs of exercise 1 (ten tasks)."""
+
+
+def check_ci95(answer) -> bool:
+    """Half-width of the 95% confidence interval of the mean of ``CI_LOSSES`` (normal approximation)."""
+    if answer is None:
+        return not_answered("the standard error of a mean is std / sqrt(n) (sample std, ddof=1); "
+                            "the 95% interval is mean ± 1.96 standard errors.")
+    value = as_number("the half-width", answer)
+    n = len(CI_LOSSES)
+    sample_std, population_std = CI_LOSSES.std(ddof=1), CI_LOSSES.std(ddof=0)
+    expected = 1.96 * sample_std / math.sqrt(n)
+    if close(value, expected, rel=1e-2):
+        return feedback(True, f"1.96 * {sample_std:.3f} / sqrt({n}) = {expected:.3f}. With 600 tasks instead of "
+                              f"{n}, the same spread gives an interval sqrt(60) = 7.7 times narrower: that is why "
+                              "the notebook evaluates on hundreds of tasks.")
+    if close(value, 1.96 * population_std / math.sqrt(n), rel=1e-2):
+        return feedback(False, "almost: use the sample standard deviation (ddof=1, divide by n - 1), "
+                               "np.std's default divides by n.")
+    if close(value, 1.96 * sample_std, rel=1e-2) or close(value, 1.96 * population_std, rel=1e-2):
+        return feedback(False, "that is the spread of single tasks; the interval of the *mean* divides by sqrt(n).")
+    if close(value, sample_std / math.sqrt(n), rel=1e-2):
+        return feedback(False, "that is one standard error; a 95% interval spans 1.96 of them on each side.")
+    if close(value, 2 * expected, rel=1e-2):
+        return feedback(False, "that is the full width; the question asks for the half-width (mean ± this).")
+    return feedback(False, f"{value:.3f} is not it. Hint: np.std(losses, ddof=1) / np.sqrt(len(losses)) * 1.96.")
+
+
+def check_fine_tune(fine_tune_fn) -> bool:
+    """``fine_tune_fn(model, params, X, y, lr, steps) -> params``: plain gradient descent on one task's support set.
+
+    ``params`` is a dict of tensors (``maml.parameters_of(model)``); the function must return new parameters
+    (not change the model) after ``steps`` steps of ``theta <- theta - lr * grad MSE(f_theta(X), y)``.
+    Checked against the package's ``maml.adapt`` on a seeded task, for 0, 1 and 5 steps.
+    """
+    if fine_tune_fn is None:
+        return not_answered("copy params, then for each step: loss = mse(functional_call(model, p, (X,)), y); "
+                            "grads = torch.autograd.grad(loss, list(p.values())); p = {k: v - lr * g ...}. "
+                            "Give the copies requires_grad_(True) first.")
+    if not callable(fine_tune_fn):
+        raise ValueError(f"the answer must be a function fine_tune(model, params, X, y, lr, steps), "
+                         f"got {type(fine_tune_fn).__name__}")
+    model, params = MLP(), random_init(1)
+    batch = evaluation_tasks(1, 5, 5, seed=3)
+    X, y = batch.support.X[0], batch.support.y[0]
+    before = {k: v.clone() for k, v in params.items()}
+    for steps in (0, 1, 5):
+        try:
+            adapted = fine_tune_fn(model, dict(params), X, y, 0.01, steps)
+        except Exception as error:
+            return feedback(False, f"with steps={steps} your function raised {type(error).__name__}: {error}")
+        if any(not torch.equal(before[k], params[k]) for k in params):
+            return feedback(False, "the parameters passed in were modified in place; build new tensors instead "
+                                   "(MAML needs the initialisation unchanged, to adapt it to the next task).")
+        if not isinstance(adapted, dict) or set(adapted) != set(params):
+            return feedback(False, f"return a dict with the same keys as params ({', '.join(params)}), "
+                                   f"got {type(adapted).__name__}")
+        expected = maml.adapt(model, before, batch, 0.01, steps).params
+        for name, value in adapted.items():
+            value = torch.as_tensor(value).detach()
+            if value.shape != params[name].shape:
+                return feedback(False, f"{name} has shape {tuple(value.shape)}, expected "
+                                       f"{tuple(params[name].shape)}")
+            if not torch.allclose(value, expected[name][0], rtol=1e-4, atol=1e-6):
+                moved = (value - params[name]).abs().max().item()
+                hint = ("nothing moved: did you run the loop steps times and return the updated dict?"
+                        if moved == 0 and steps > 0 else
+                        "the step differs: the update is theta - lr * gradient of the *mean* squared error on "
+                        "the support set (F.mse_loss), with the gradient taken at the current parameters.")
+                return feedback(False, f"after {steps} step(s), {name} differs from the reference. {hint}")
+    return feedback(True, "your loop matches maml.adapt for 0, 1 and 5 steps. The package runs exactly this on "
+                          "every task at once, with torch.func.vmap.")
+
+
+PRETRAINED_CHOICES = {
+    "a": "the pretrained network is too small to fit a sinusoid",
+    "b": "it learned the average of all tasks, a flat function, and a few small steps from there on 5 points "
+         "cannot bend it into a sinusoid",
+    "c": "its learning rate 0.01 is too large, so fine-tuning diverges",
+    "d": "it was trained with fewer steps than MAML",
+}
+
+
+def check_why_pretrained_fails(answer) -> bool:
+    """Multiple choice: why does the pretrained start barely improve with fine-tuning? (``PRETRAINED_CHOICES``)."""
+    if answer is None:
+        return not_answered("look at the 'pre-update' curve of the pretrained panel in the Figure-2 plot, and at "
+                            "its loss-vs-step curve. Choices: " +
+                            "; ".join(f"{k}) {v}" for k, v in PRETRAINED_CHOICES.items()))
+    key = str(answer).strip().lower().rstrip(")")
+    if key not in PRETRAINED_CHOICES:
+        raise ValueError(f"answer with one of {', '.join(map(repr, PRETRAINED_CHOICES))}, got {answer!r}")
+    explanations = {
+        "a": "the same 1-40-40-1 network fits any sinusoid after MAML's few steps, so capacity is not the issue.",
+        "b": "pretraining minimises the error averaged over tasks, whose solution is E[y | x], nearly flat because "
+             "the phases cancel out. Nothing in that training asked for a start that *moves* well; MAML's does.",
+        "c": "it does not diverge: its loss-vs-step curve goes down slowly, it does not blow up.",
+        "d": "both were trained for 70,000 steps on the same task distribution.",
+    }
+    return feedback(key == "b", explanations[key])
