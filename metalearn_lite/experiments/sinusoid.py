@@ -34,6 +34,7 @@ from ..train import History, load_checkpoint, meta_train, save_checkpoint
 from ..utils import limit_cpu_threads, seed_everything
 
 METHODS = ("maml", "pretrained")
+INITS = ("torch", "paper")
 MODEL_CONFIG = {"in_features": 1, "hidden": [40, 40], "out_features": 1}
 PAPER_SETTINGS = {"meta_batch_size": 25, "k_shot": 10, "k_query": 10, "inner_lr": 0.01, "inner_steps": 1,
                   "meta_lr": 1e-3}
@@ -52,6 +53,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--inner-lr", type=float, default=PAPER_SETTINGS["inner_lr"])
     parser.add_argument("--inner-steps", type=int, default=PAPER_SETTINGS["inner_steps"])
     parser.add_argument("--meta-lr", type=float, default=PAPER_SETTINGS["meta_lr"])
+    parser.add_argument("--init", choices=INITS, default="torch",
+                        help="torch: PyTorch's default initialisation; paper: the authors' code (weights from a "
+                             "truncated normal with std 0.01, zero biases)")
     parser.add_argument("--log-every", type=int, default=100, help="history resolution in steps")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads (default 1: this workload is too small to gain from more)")
@@ -70,6 +74,18 @@ def git_commit() -> Optional[str]:
     except (OSError, subprocess.SubprocessError):
         return None
     return commit + ("+dirty" if dirty else "")
+
+
+def paper_init_(model: MLP, std: float = 0.01) -> MLP:
+    """The initialisation of the authors' TensorFlow code (cbfinn/maml): weights ~ truncated normal(0, std^2)
+    cut at 2 std, biases 0. In place; returns ``model``."""
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("weight"):
+                torch.nn.init.trunc_normal_(p, std=std, a=-2 * std, b=2 * std)
+            else:
+                p.zero_()
+    return model
 
 
 def train_maml(args, model: MLP) -> History:
@@ -103,6 +119,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Path:
     threads = limit_cpu_threads(args.threads)
     seed_everything(args.seed)
     model = MLP(**MODEL_CONFIG)
+    if args.init == "paper":
+        paper_init_(model)
     command = "python -m metalearn_lite.experiments.sinusoid " + " ".join(
         shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
     print(f"{args.method}: {args.meta_steps} steps, seed {args.seed}, {threads} thread(s) -> {args.out}", flush=True)
@@ -110,6 +128,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Path:
     history = (train_maml if args.method == "maml" else train_pretrained)(args, model)
     wall_time = time.perf_counter() - start
     settings = {k: getattr(args, k) for k in PAPER_SETTINGS}
+    settings["init"] = args.init
     path = save_checkpoint(
         args.out, model, MODEL_CONFIG, history,
         task_family="sinusoid", method=args.method, command=command, seed=args.seed, steps=args.meta_steps,
