@@ -25,7 +25,7 @@ def test_tiny_run_writes_a_safe_checkpoint(tmp_path, method, capsys):
     assert meta["method"] == method and meta["steps"] == 20 and meta["seed"] == 0
     assert meta["command"].startswith("python -m metalearn_lite.experiments.sinusoid --method " + method)
     assert meta["settings"] == {"meta_batch_size": 25, "k_shot": 10, "k_query": 10, "inner_lr": 0.01,
-                                "inner_steps": 1, "meta_lr": 0.001}
+                                "inner_steps": 1, "meta_lr": 0.001, "init": "torch"}
     assert isinstance(meta["torch_version"], str) and meta["wall_time_s"] >= 0
     assert payload["history"]["steps"] == [5, 10, 15, 20]
     assert "done in" in capsys.readouterr().out
