@@ -21,7 +21,8 @@ class ``c``'s support features, so the same initialisation works for any number 
 from __future__ import annotations
 
 import math
-from typing import Dict, NamedTuple, Optional, Sequence
+from itertools import islice
+from typing import Dict, Iterator, NamedTuple, Optional, Sequence
 
 import numpy as np
 import torch
@@ -35,13 +36,16 @@ from .validation import require_choice, require_float, require_int
 
 Params = Dict[str, torch.Tensor]
 BN_MODES = ("query", "support")
+BLOWUP = 100.0
+"""A support loss this many times above its start (at least 1 nat) or non-finite counts as diverged: at chance a
+cross-entropy is log(n_way), about 1.6 nats for 5 classes, so 100x means wildly confident wrong predictions."""
 
 
 class FewShotCurve(NamedTuple):
     """Adaptation of a batch of classification tasks, step by step.
 
     ``query_accuracies``/``support_losses``: ``(n_tasks, inner_steps + 1)``, entry ``[:, i]`` after ``i`` steps
-    (NaN once a task has diverged). ``predictions``: ``(n_tasks, n_query)`` labels after the last step.
+    (NaN once a task has diverged; ``query_accuracies`` has one column, the last step, without ``record_curve``). ``predictions``: ``(n_tasks, n_query)`` labels after the last step.
     ``diverged``: ``(n_tasks,)`` bool, True where the support loss or the weights became non-finite.
     """
 
@@ -81,50 +85,85 @@ def fit_head(params: Params, n_way: int, zero_head: bool) -> Params:
     return params
 
 
+class AdaptationStep(NamedTuple):
+    """The state of a batch of tasks after ``step`` inner steps (see ``adaptation_steps``).
+
+    ``predictions`` ``(n_tasks, n_query)`` and ``query_accuracies`` ``(n_tasks,)`` are None when queries were not
+    measured at this step; ``support_losses`` ``(n_tasks,)``; both are NaN for diverged tasks.
+    """
+
+    step: int
+    params: Params
+    predictions: Optional[torch.Tensor]
+    query_accuracies: Optional[torch.Tensor]
+    support_losses: torch.Tensor
+    diverged: torch.Tensor
+
+
+def adaptation_steps(model: Conv4, params: Params, batch: TaskBatch, inner_lr: float, bn: str = "query",
+                     measure_queries: bool = True, blowup: float = BLOWUP) -> Iterator[AdaptationStep]:
+    """Yield the state after 0, 1, 2, ... plain SGD steps on each task's support set (first order), endlessly.
+
+    The gradient for step ``i + 1`` is only computed when the next state is asked for, so taking ``k + 1`` states
+    costs exactly ``k`` steps (the explorer continues a cached generator when a student adds steps).
+    """
+    inner_lr = require_float("inner_lr", inner_lr, positive=True)
+    bn = require_choice("bn", bn, BN_MODES)
+    n_tasks = batch.n_tasks
+    nan = torch.full((n_tasks,), float("nan"))
+    fast = {name: p.detach().unsqueeze(0).repeat(n_tasks, *([1] * p.dim())) for name, p in params.items()}
+    diverged = torch.zeros(n_tasks, dtype=torch.bool)
+    limit = None
+    step = 0
+    while True:
+        predictions = accuracies = None
+        if measure_queries:
+            with torch.no_grad():
+                logits = query_logits(model, fast, batch, bn)
+            predictions = logits.argmax(dim=-1)
+            diverged = diverged | ~torch.isfinite(logits).all(dim=-1).all(dim=-1)
+            accuracies = torch.where(diverged, nan, (predictions == batch.query.y).float().mean(dim=1))
+        leaves = {name: p.requires_grad_(True) for name, p in fast.items()}
+        with torch.enable_grad():
+            logits = grouped_forward(model, leaves, batch.support.X)
+            per_task = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.support.y.reshape(-1),
+                                       reduction="none").reshape(n_tasks, -1).mean(dim=1)
+        losses = per_task.detach()
+        limit = blowup * losses.clamp(min=1.0) if limit is None else limit
+        diverged = diverged | ~torch.isfinite(losses) | (losses > limit)
+        yield AdaptationStep(step, {name: p.detach() for name, p in leaves.items()}, predictions, accuracies,
+                             torch.where(diverged, nan, losses), diverged.clone())
+        grads = torch.autograd.grad(per_task.sum(), list(leaves.values()))
+        fast = {name: (p - inner_lr * g).detach() for (name, p), g in zip(leaves.items(), grads)}
+        step += 1
+
+
 def adapt_tasks(model: Conv4, params: Params, batch: TaskBatch, inner_lr: float, inner_steps: int,
-                bn: str = "query", record_curve: bool = True) -> FewShotCurve:
+                bn: str = "query", record_curve: bool = True, blowup: float = BLOWUP) -> FewShotCurve:
     """Adapt a Conv4 initialisation to every task of ``batch`` with ``inner_steps`` plain SGD steps (first order).
 
     Parameters
     ----------
     params: the initialisation (a dict without task dimension), head already of size ``n_way``.
     bn: ``"query"`` (transductive) or ``"support"`` batch statistics for the query images (module docstring).
-    record_curve: measure query accuracy after every step (``False``: only after the last one).
+    record_curve: measure query accuracy after every step (``False``: only after the last one, faster).
+    blowup: a task whose support loss exceeds ``blowup * max(first loss, 1)`` is marked diverged (``BLOWUP``).
     """
-    inner_lr = require_float("inner_lr", inner_lr, positive=True)
     inner_steps = require_int("inner_steps", inner_steps, minimum=0)
-    bn = require_choice("bn", bn, BN_MODES)
-    n_tasks = batch.n_tasks
-    fast = {name: p.detach().unsqueeze(0).repeat(n_tasks, *([1] * p.dim())) for name, p in params.items()}
-    diverged = torch.zeros(n_tasks, dtype=torch.bool)
-    accuracies, losses = [], []
-    predictions = None
-    for step in range(inner_steps + 1):
-        last = step == inner_steps
-        if record_curve or last:
-            with torch.no_grad():
-                logits = query_logits(model, fast, batch, bn)
-            predictions = logits.argmax(dim=-1)
-            correct = (predictions == batch.query.y).float().mean(dim=1)
-            diverged |= ~torch.isfinite(logits).all(dim=-1).all(dim=-1)
-            accuracies.append(torch.where(diverged, torch.full_like(correct, float("nan")), correct))
-        if last and not record_curve:
-            break
-        leaves = {name: p.requires_grad_(not last) for name, p in fast.items()}
-        with torch.set_grad_enabled(not last):
-            logits = grouped_forward(model, leaves, batch.support.X)
-            per_task = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.support.y.reshape(-1),
-                                       reduction="none").reshape(n_tasks, -1).mean(dim=1)
-            grads = torch.autograd.grad(per_task.sum(), list(leaves.values())) if not last else None
-        per_task = per_task.detach()
-        diverged |= ~torch.isfinite(per_task)
-        losses.append(torch.where(diverged, torch.full_like(per_task, float("nan")), per_task))
-        if grads is not None:
-            fast = {name: (p - inner_lr * g).detach() for (name, p), g in zip(leaves.items(), grads)}
-    if not record_curve:
-        losses = [losses[-1]] if losses else []
-    return FewShotCurve(torch.stack(accuracies, dim=1), torch.stack(losses, dim=1) if losses else
-                        torch.empty(n_tasks, 0), predictions, diverged)
+    states = list(islice(adaptation_steps(model, params, batch, inner_lr, bn, record_curve, blowup),
+                         inner_steps + 1))
+    last = states[-1]
+    if record_curve:
+        predictions = last.predictions
+        accuracies = torch.stack([state.query_accuracies for state in states], dim=1)
+    else:
+        with torch.no_grad():
+            logits = query_logits(model, last.params, batch, bn)
+        predictions = logits.argmax(dim=-1)
+        correct = (predictions == batch.query.y).float().mean(dim=1)
+        accuracies = torch.where(last.diverged, torch.full_like(correct, float("nan")), correct).unsqueeze(1)
+    return FewShotCurve(accuracies, torch.stack([state.support_losses for state in states], dim=1), predictions,
+                        last.diverged)
 
 
 def query_logits(model: Conv4, params: Params, batch: TaskBatch, bn: str = "query") -> torch.Tensor:

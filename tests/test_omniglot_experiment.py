@@ -1,0 +1,86 @@
+"""The documented Omniglot training command: a tiny run end to end, its checkpoint, augmentation and schedule."""
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from metalearn_lite.experiments import omniglot
+from metalearn_lite.train import load_checkpoint
+
+DATA = os.environ.get("METALEARN_DATA") or str(Path(__file__).resolve().parents[2] / "shared" / "data" / "omniglot")
+
+
+@pytest.fixture(autouse=True)
+def omniglot_data(monkeypatch):
+    monkeypatch.setenv("METALEARN_DATA", DATA)
+
+
+def tiny(tmp_path, *extra):
+    return ["--out", str(tmp_path / "tiny.pt"), "--meta-steps", "3", "--hidden-channels", "8",
+            "--meta-batch-size", "2", "--k-query", "2", "--log-every", "1", "--quiet", *extra]
+
+
+def test_tiny_run_writes_a_weights_only_checkpoint_with_metadata(tmp_path):
+    path = omniglot.main(tiny(tmp_path))
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    meta = payload["metadata"]
+    assert meta["steps"] == 3 and meta["seed"] == 0 and meta["task_family"] == "omniglot"
+    assert meta["command"].startswith("python -m metalearn_lite.experiments.omniglot --out")
+    assert meta["torch_version"] == str(torch.__version__) and "batch" in meta["batch_norm"]
+    assert meta["settings"]["zero_head"] is True and meta["settings"]["hidden_channels"] == 8
+    assert payload["history"]["steps"] == [1, 2, 3]
+    model, _ = load_checkpoint(path)
+    assert torch.count_nonzero(model.head.weight) == 0 and torch.count_nonzero(model.head.bias) == 0
+    assert path.stat().st_size < 2 * 1024 * 1024
+
+
+def test_same_seed_same_weights(tmp_path):
+    first, _ = load_checkpoint(omniglot.main(tiny(tmp_path / "a")))
+    second, _ = load_checkpoint(omniglot.main(tiny(tmp_path / "b")))
+    for (name, a), b in zip(first.state_dict().items(), second.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
+def test_trained_head_and_validation_keep_the_best_weights(tmp_path):
+    path = omniglot.main(tiny(tmp_path, "--no-zero-head", "--validation-alphabets", "1", "--val-every", "2",
+                              "--val-episodes", "4", "--eval-inner-steps", "1"))
+    meta = torch.load(path, weights_only=True)["metadata"]
+    assert [step for step, _ in meta["validation"]] == [2, 3]
+    best = max(meta["validation"], key=lambda item: item[1])
+    assert meta["best_step"] == best[0]
+    model, _ = load_checkpoint(path)
+    assert torch.count_nonzero(model.head.weight) > 0
+
+
+def test_minutes_budget_stops_the_run(tmp_path):
+    args = ["--out", str(tmp_path / "timed.pt"), "--minutes", "0.002", "--hidden-channels", "4",
+            "--meta-batch-size", "1", "--k-query", "1", "--quiet"]
+    meta = torch.load(omniglot.main(args), weights_only=True)["metadata"]
+    assert meta["steps"] >= 1 and meta["wall_time_s"] < 30
+
+
+def test_shifts_move_images_without_changing_them():
+    generator = torch.Generator().manual_seed(0)
+    X = torch.zeros(2, 3, 1, 28, 28)
+    X[..., 10:14, 12:15] = 1.0
+    shifted = omniglot.shift_images(X, 2, generator)
+    assert shifted.shape == X.shape
+    assert torch.equal(shifted.sum(dim=(-1, -2)), X.sum(dim=(-1, -2)))  # ink far from the border is kept
+    assert not torch.equal(shifted, X)
+    assert torch.equal(omniglot.shift_images(X, 0, generator), X)
+
+
+def test_cosine_schedule():
+    assert omniglot.meta_lr_at(0.0, 1e-3, "cosine") == pytest.approx(1e-3)
+    assert omniglot.meta_lr_at(0.5, 1e-3, "cosine") == pytest.approx(5e-4)
+    assert omniglot.meta_lr_at(1.5, 1e-3, "cosine") == pytest.approx(0.0)
+    assert omniglot.meta_lr_at(0.7, 1e-3, "constant") == 1e-3
+
+
+def test_bad_arguments_are_refused(tmp_path):
+    with pytest.raises(SystemExit):
+        omniglot.parse_args(["--out", str(tmp_path / "x.pt"), "--minutes", "0"])
+    with pytest.raises(SystemExit):
+        omniglot.parse_args(["--out", str(tmp_path / "x.pt"), "--meta-steps", "0"])
