@@ -13,6 +13,7 @@ environment variable is set, where it fails.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -155,7 +156,10 @@ NOTEBOOK_STATE = """() => {
   const errors = [];
   for (const cell of code) {
     for (const output of cell.model.outputs.toJSON()) {
-      if (output.output_type === 'error') errors.push(output.ename + ': ' + output.evalue);
+      if (output.output_type === 'error') {
+        errors.push(`cell [${cell.model.executionCount}] ${cell.model.sharedModel.getSource().split('\\n')[0]} -> ` +
+                    `${output.ename}: ${output.evalue} ${(output.traceback || []).slice(-2).join(' ')}`);
+      }
     }
   }
   return {kernel: kernel ? kernel.status : null, cells: code.length,
@@ -169,7 +173,8 @@ def wait_for_state(page, deadline: Deadline, condition, what: str) -> dict:
     while time.monotonic() < deadline.end:
         state = page.evaluate(NOTEBOOK_STATE)
         if state and state["errors"]:
-            raise AssertionError(f"a notebook cell raised: {state['errors']}")
+            errors = [re.sub(r"\x1b\[[0-9;]*m", "", error) for error in state["errors"]]  # no terminal colours
+            raise AssertionError("a notebook cell raised:\n" + "\n".join(errors))
         if state and condition(state):
             return state
         time.sleep(0.25)
