@@ -70,6 +70,12 @@ class Evaluation:
         column = self.query_losses[:, steps]
         return float(1.96 * column.std(ddof=1) / math.sqrt(len(column))) if len(column) > 1 else float("nan")
 
+    def n_diverged(self, steps: int, blowup: float = 100.0) -> int:
+        """Tasks whose error after ``steps`` steps is non-finite or over ``blowup`` times its error at step 0."""
+        with np.errstate(invalid="ignore", over="ignore"):
+            column, start = self.query_losses[:, steps], self.query_losses[:, 0]
+            return int(np.sum(~np.isfinite(column) | (column > blowup * start)))
+
     @property
     def mean_curve(self) -> np.ndarray:
         """Mean query MSE at every step 0..max_steps."""
@@ -147,12 +153,20 @@ def results_table(results: Mapping[str, Evaluation], steps: Sequence[int] = (1, 
     header = f"{'initialisation':<16}" + "".join(f"{f'{s} step' + ('s' if s != 1 else ''):>22}" for s in steps)
     lines = [header, "-" * len(header)]
     for name, result in results.items():
-        lines.append(f"{name:<16}" + "".join(f"{f'{result.mean(s):.2f} ± {result.ci95(s):.2f}':>22}"
+        lines.append(f"{name:<16}" + "".join(f"{_number(result.mean(s)) + ' ± ' + _number(result.ci95(s)):>22}"
                                              for s in steps))
+        diverged = {s: result.n_diverged(s) for s in steps}
+        if any(diverged.values()):
+            lines.append(f"{'  diverged':<16}" + "".join(f"{f'{diverged[s]} of {result.n_tasks} tasks':>22}"
+                                                          for s in steps))
         if name in paper:
             lines.append(f"{'  paper':<16}" + "".join(f"{paper[name][s]:>22.2f}" if s in paper[name]
                                                        else f"{'':>22}" for s in steps))
     return "\n".join(lines)
+
+
+def _number(value: float) -> str:
+    return f"{value:.2f}" if abs(value) < 1000 else f"{value:.1e}"
 
 
 def within_paper(result: Evaluation, name: str = "maml", tolerance: float = PAPER_TOLERANCE,

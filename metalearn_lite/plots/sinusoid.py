@@ -138,3 +138,31 @@ def explorer_figure(view, figsize=(10, 3.8), dpi: int = 72):
         mark_diverged(left, "diverged: " + ", ".join(diverged))
         mark_diverged(right, "diverged")
     return fig
+
+
+class LiveTrainingCurve:
+    """A ``train.meta_train`` callback that redraws the meta-loss curve in place in a notebook.
+
+    Use as ``meta_train(..., callback=LiveTrainingCurve(total_steps), callback_every=100)``. The figure is
+    replaced in one display slot (``IPython.display`` handle), so the cell shows one plot that grows; outside a
+    notebook the handle does nothing visible. Close it with ``.close()`` when training is done.
+    """
+
+    def __init__(self, total_steps: int, smooth: int = 5, figsize=(6, 3.2)):
+        from IPython.display import display
+
+        self.total_steps, self.smooth = total_steps, smooth
+        self.fig, self.ax = plt.subplots(figsize=figsize)
+        plt.close(self.fig)  # shown through the display handle only, not again at the end of the cell
+        self.handle = display(self.fig, display_id=True)
+
+    def __call__(self, history) -> None:
+        self.ax.clear()
+        plot_training_curve(self.ax, history.steps, history.losses, smooth=self.smooth,
+                            title=f"Meta-training, step {history.steps[-1]} of {self.total_steps}")
+        self.ax.set_xlim(0, self.total_steps)
+        if self.handle is not None:
+            self.handle.update(self.fig)
+
+    def close(self) -> None:
+        plt.close(self.fig)
