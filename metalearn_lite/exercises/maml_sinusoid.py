@@ -89,8 +89,8 @@ def check_fine_tune(fine_tune_fn) -> bool:
 
 PRETRAINED_CHOICES = {
     "a": "the pretrained network is too small to fit a sinusoid",
-    "b": "it learned the average of all tasks, a flat function, and a few small steps from there on 5 points "
-         "cannot bend it into a sinusoid",
+    "b": "it learned the average of all tasks, one fixed wave that is the same for every task, and a few small "
+         "steps on 5 points cannot move that wave to a new task's amplitude and phase",
     "c": "its learning rate 0.01 is too large, so fine-tuning diverges",
     "d": "it was trained with fewer steps than MAML",
 }
@@ -107,8 +107,8 @@ def check_why_pretrained_fails(answer) -> bool:
         raise ValueError(f"answer with one of {', '.join(map(repr, PRETRAINED_CHOICES))}, got {answer!r}")
     explanations = {
         "a": "the same 1-40-40-1 network fits any sinusoid after MAML's few steps, so capacity is not the issue.",
-        "b": "pretraining minimises the error averaged over tasks, whose solution is E[y | x], nearly flat because "
-             "the phases cancel out. Nothing in that training asked for a start that *moves* well; MAML's does.",
+        "b": "pretraining minimises the error averaged over tasks, whose solution is E[y | x] = -1.6 cos x, whatever "
+             "the task. Nothing in that training asked for a start that *moves* well; MAML's training does.",
         "c": "it does not diverge: its loss-vs-step curve goes down slowly, it does not blow up.",
         "d": "both were trained for 70,000 steps on the same task distribution.",
     }

@@ -23,6 +23,14 @@ from .style import PALETTE, mark_diverged
 STEP_STYLES = {0: ":", 1: "--"}  # pre-update dotted, one step dashed, more steps solid
 
 
+def plain_log_yaxis(ax) -> None:
+    """Log-scale y axis with ticks at 1, 2, 5 x 10^k written as plain numbers (0.5, 1, 2), no minor ticks."""
+    ax.set_yscale("log")
+    ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0), numticks=8))
+    ax.yaxis.set_minor_locator(NullLocator())
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:.3g}"))
+
+
 def plot_training_curve(ax, steps: Sequence[int], losses: Sequence[float], label: str = "MAML meta-loss",
                         smooth: int = 1, title: str = "Meta-training") -> None:
     """Meta-loss (mean query MSE after the inner step) against the meta-step; ``smooth`` > 1 adds a running mean."""
@@ -33,7 +41,7 @@ def plot_training_curve(ax, steps: Sequence[int], losses: Sequence[float], label
         running = np.convolve(losses, np.ones(smooth) / smooth, mode="valid")
         ax.plot(steps[smooth - 1:], running, color=PALETTE["maml"], linewidth=2,
                 label=f"running mean of {smooth}")
-    ax.set_yscale("log")
+    plain_log_yaxis(ax)
     ax.set_xlabel("meta-step")
     ax.set_ylabel("query MSE after adaptation")
     ax.set_title(title)
@@ -91,7 +99,7 @@ def evaluation_figure(results: Mapping[str, object], paper: Optional[Mapping[str
         if paper and name in paper:
             ax.plot(list(paper[name]), list(paper[name].values()), "*", color=color, markersize=12,
                     markeredgecolor="black", label=f"{name}: paper")
-    ax.set_yscale("log")
+    plain_log_yaxis(ax)
     ax.set_xlabel("gradient steps on the new task")
     ax.set_ylabel("query MSE (mean, 95% CI)")
     any_result = next(iter(results.values()))
@@ -125,10 +133,7 @@ def explorer_figure(view, figsize=(10, 3.8), dpi: int = 72):
                               label=label)
     left.set(xlim=view.x[[0, -1]], ylim=(-6, 6), xticks=[-5, 0, 5], yticks=[-5, 0, 5], xlabel="x", ylabel="y",
              title=f"Fitted functions after {steps} step{'s' if steps != 1 else ''}")
-    right.set_yscale("log")
-    right.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0), numticks=6))
-    right.yaxis.set_minor_locator(NullLocator())
-    right.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:.3g}"))
+    plain_log_yaxis(right)
     right.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
     right.set(xlim=(-0.5, max(steps, 1) + 0.5), xlabel="gradient step on the task",
               ylabel="MSE on the whole curve", title=f"Adaptation, inner lr = {view.inner_lr:.3g}")
