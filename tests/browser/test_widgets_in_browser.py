@@ -167,12 +167,15 @@ NOTEBOOK_STATE = """() => {
 }"""
 
 
-def wait_for_state(page, deadline: Deadline, condition, what: str) -> dict:
-    """Poll the notebook state until ``condition(state)``; fail with the last state after the time budget."""
+def wait_for_state(page, deadline: Deadline, condition, what: str, fail_on_errors: bool = False) -> dict:
+    """Poll the notebook state until ``condition(state)``; fail with the last state after the time budget.
+
+    ``fail_on_errors``: stop at once when a cell shows an error (only meaningful after the outputs were cleared).
+    """
     state = None
     while time.monotonic() < deadline.end:
         state = page.evaluate(NOTEBOOK_STATE)
-        if state and state["errors"]:
+        if fail_on_errors and state and state["errors"]:
             errors = [re.sub(r"\x1b\[[0-9;]*m", "", error) for error in state["errors"]]  # no terminal colours
             raise AssertionError("a notebook cell raised:\n" + "\n".join(errors))
         if state and condition(state):
@@ -200,7 +203,7 @@ def move_slider_and_check_plot(page, notebook_url: str, slider_label: str, deadl
     page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
     started = time.monotonic()
     state = wait_for_state(page, deadline, lambda s: s["counted"] == s["cells"] and s["kernel"] == "idle",
-                           "every cell to run")
+                           "every cell to run", fail_on_errors=True)
     timings["run_all_s"] = time.monotonic() - started
 
     # The first slider labelled e.g. "inner lr" (ipywidgets 8: a .widget-slider holding a .widget-label).
@@ -209,7 +212,11 @@ def move_slider_and_check_plot(page, notebook_url: str, slider_label: str, deadl
     cell = slider.locator("xpath=ancestor::div[contains(concat(' ', normalize-space(@class), ' '), ' jp-Cell ')][1]")
     cell.locator(".jp-OutputArea img").first.wait_for(state="visible", timeout=deadline.left_ms())
     slider.scroll_into_view_if_needed()
-    before_src, before_value = plot_sources(cell), slider.locator(".widget-readout").inner_text()
+    readout = slider.locator(".widget-readout")
+    while not readout.inner_text().strip() and time.monotonic() < deadline.end:  # rendered a moment later
+        time.sleep(0.1)
+    before_src, before_value = plot_sources(cell), readout.inner_text()
+    assert before_value.strip(), "the slider shows no value"
     cell.screenshot(path=str(out_dir / "explorer-before.png"))
     page.screenshot(path=str(out_dir / "notebook-after-run-all.png"))
 
@@ -222,12 +229,18 @@ def move_slider_and_check_plot(page, notebook_url: str, slider_label: str, deadl
     while time.monotonic() < deadline.end and (after_value == before_value or after_src == before_src
                                                or not after_src):
         time.sleep(0.25)
-        after_value = slider.locator(".widget-readout").inner_text()
+        after_value = readout.inner_text()
         after_src = plot_sources(cell)
     timings["redraw_s"] = time.monotonic() - started
-    cell.screenshot(path=str(out_dir / "explorer-after.png"))
     assert after_value != before_value, f"the slider readout stayed at {before_value!r}"
     assert after_src and after_src != before_src, "the plot image did not change after moving the slider"
+    # Each key press is one change (and one redraw): let the last one land before the screenshot.
+    settled = None
+    while settled != after_src and time.monotonic() < deadline.end:
+        wait_for_state(page, deadline, lambda s: s["kernel"] == "idle", "the redraws to finish")
+        settled, _ = after_src, time.sleep(1.0)
+        after_src = plot_sources(cell)
+    cell.screenshot(path=str(out_dir / "explorer-after.png"))
     return {**timings, "cells": state["cells"], "value_before": before_value, "value_after": after_value}
 
 
