@@ -92,14 +92,24 @@ def start_lab(notebooks: Path, work: Path, deadline: Deadline):
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         command.append("--allow-root")
     log = work / "jupyter-lab.log"
-    process = subprocess.Popen(command, stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env, cwd=notebooks)
+    with log.open("wb") as output:  # the server keeps its own copy of the descriptor
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=env, cwd=notebooks)
+    try:
+        wait_until_answering(process, f"{url}/api/status?token={token}", log, deadline)
+    except BaseException:
+        stop(process)
+        raise
+    return process, url, token, log
+
+
+def wait_until_answering(process: subprocess.Popen, status_url: str, log: Path, deadline: Deadline) -> None:
     while True:
         if process.poll() is not None:
             raise RuntimeError(f"jupyter lab exited with {process.returncode}:\n{log.read_text()[-3000:]}")
         try:
-            with urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2) as response:
+            with urllib.request.urlopen(status_url, timeout=2) as response:
                 if response.status == 200:
-                    return process, url, token, log
+                    return
         except OSError:
             pass
         if deadline.left_s() < TOTAL_TIMEOUT_S - 60:
@@ -119,10 +129,10 @@ def stop(process: subprocess.Popen) -> None:
 
 @pytest.fixture
 def lab(tmp_path):
-    """A JupyterLab server on a temporary copy of the notebooks; always shut down, its log kept on failure."""
+    """A JupyterLab server on a temporary copy of the notebooks; always shut down, its log copied to OUTPUT_DIR."""
     assert (ROOT / "notebooks" / NOTEBOOK).exists(), f"notebooks/{NOTEBOOK} is missing"
     notebooks = tmp_path / "notebooks"
-    shutil.copytree(ROOT / "notebooks", notebooks)
+    shutil.copytree(ROOT / "notebooks", notebooks, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
     deadline = Deadline(TOTAL_TIMEOUT_S)
     process, url, token, log = start_lab(notebooks, tmp_path, deadline)
     try:
@@ -238,7 +248,8 @@ def move_slider_and_check_plot(page, notebook_url: str, slider_label: str, deadl
     settled = None
     while settled != after_src and time.monotonic() < deadline.end:
         wait_for_state(page, deadline, lambda s: s["kernel"] == "idle", "the redraws to finish")
-        settled, _ = after_src, time.sleep(1.0)
+        settled = after_src
+        time.sleep(1.0)
         after_src = plot_sources(cell)
     cell.screenshot(path=str(out_dir / "explorer-after.png"))
     return {**timings, "cells": state["cells"], "value_before": before_value, "value_after": after_value}
