@@ -76,6 +76,23 @@ class Evaluation:
             column, start = self.query_losses[:, steps], self.query_losses[:, 0]
             return int(np.sum(~np.isfinite(column) | (column > blowup * start)))
 
+    def diverged_tasks(self, blowup: float = 100.0) -> np.ndarray:
+        """Indices of the tasks whose error at any step is non-finite or over ``blowup`` times its step-0 error."""
+        with np.errstate(invalid="ignore", over="ignore"):
+            bad = ~np.isfinite(self.query_losses).all(axis=1)
+            bad |= (self.query_losses > blowup * self.query_losses[:, :1]).any(axis=1)
+        return np.flatnonzero(bad)
+
+    def mean_without_diverged(self, steps: int, blowup: float = 100.0) -> float:
+        """Mean query MSE after ``steps`` steps over the tasks where fine-tuning did not blow up."""
+        keep = np.ones(self.n_tasks, dtype=bool)
+        keep[self.diverged_tasks(blowup)] = False
+        return float(self.query_losses[keep, steps].mean())
+
+    def median(self, steps: int) -> float:
+        """Median query MSE over the tasks after ``steps`` gradient steps (robust to a few blown-up tasks)."""
+        return float(np.median(self.query_losses[:, steps]))
+
     @property
     def mean_curve(self) -> np.ndarray:
         """Mean query MSE at every step 0..max_steps."""

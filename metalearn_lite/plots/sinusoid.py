@@ -83,18 +83,26 @@ def figure2(view, names: Sequence[str] = ("maml", "pretrained"), steps: Sequence
 
 
 def evaluation_figure(results: Mapping[str, object], paper: Optional[Mapping[str, Mapping[int, float]]] = None,
-                      ax=None, title: Optional[str] = None):
+                      ax=None, title: Optional[str] = None, leave_out_diverged: bool = True):
     """Mean MSE on the new tasks after each gradient step (95% CI band) per start; the paper's values as stars.
 
-    ``results`` maps a name to an ``evaluation.Evaluation``. Returns the figure.
+    ``results`` maps a name to an ``evaluation.Evaluation``. With ``leave_out_diverged``, tasks on which
+    fine-tuning blew up (``Evaluation.diverged_tasks``) are left out of that start's curve, and the legend says how
+    many. Returns the figure.
     """
     fig, ax = (plt.subplots(figsize=(6, 3.8)) if ax is None else (ax.figure, ax))
     for index, (name, result) in enumerate(results.items()):
         color = color_for(name, index)
-        steps = np.arange(result.max_steps + 1)
-        mean = result.mean_curve
-        ci = np.array([result.ci95(s) for s in steps])
-        ax.plot(steps, mean, "o-", color=color, markersize=3, label=name)
+        losses, label = result.query_losses, name
+        if leave_out_diverged and result.diverged_tasks().size:
+            keep = np.ones(result.n_tasks, dtype=bool)
+            keep[result.diverged_tasks()] = False
+            losses = losses[keep]
+            label = f"{name} ({result.n_tasks - keep.sum()} blown-up task(s) left out)"
+        steps = np.arange(losses.shape[1])
+        mean = losses.mean(axis=0)
+        ci = 1.96 * losses.std(axis=0, ddof=1) / np.sqrt(losses.shape[0])
+        ax.plot(steps, mean, "o-", color=color, markersize=3, label=label)
         ax.fill_between(steps, mean - ci, mean + ci, color=color, alpha=0.2, linewidth=0)
         if paper and name in paper:
             ax.plot(list(paper[name]), list(paper[name].values()), "*", color=color, markersize=12,
