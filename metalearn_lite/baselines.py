@@ -92,8 +92,8 @@ def fine_tune(model: nn.Module, params, batch: TaskBatch, lr: float, steps: int,
     ``blowup`` times its initial value.
     """
     result = maml.adapt(model, params, batch, lr, steps, loss)
-    support = result.support_losses.detach().double().numpy()
-    query = result.query_losses.detach().double().numpy()
+    support = result.support_losses.detach().double().cpu().numpy()
+    query = result.query_losses.detach().double().cpu().numpy()
     with np.errstate(invalid="ignore", over="ignore"):
         stops = [first_divergence(curve.mean(axis=0), blowup) for curve in (support, query)]
     stops = [s for s in stops if s is not None]
@@ -158,9 +158,9 @@ def fine_tuning_data(starts: Dict[str, dict], task_seed: int = 0, k_shot: int = 
     for name, params in starts.items():
         curves[name] = fine_tune(model, params, dense, lr, steps)
         adapted = curves[name].params
-        fits[name] = None if adapted is None else predict(model, adapted, x[0])[0, :, 0].numpy()
-    return FineTuningView(x[0, :, 0].numpy(), truth[0, :, 0].numpy(), batch.support.X[0, :, 0].numpy(),
-                          batch.support.y[0, :, 0].numpy(), fits, curves)
+        fits[name] = None if adapted is None else predict(model, adapted, x[0])[0, :, 0].cpu().numpy()
+    return FineTuningView(x[0, :, 0].cpu().numpy(), truth[0, :, 0].cpu().numpy(), batch.support.X[0, :, 0].cpu().numpy(),
+                          batch.support.y[0, :, 0].cpu().numpy(), fits, curves)
 
 
 def snapshot(model: nn.Module) -> Dict[str, torch.Tensor]:

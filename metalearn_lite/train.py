@@ -83,6 +83,8 @@ def save_checkpoint(path, model: torch.nn.Module, model_config: dict, history: O
     model_class = type(model).__name__
     if model_class not in MODEL_CLASSES:
         raise ValueError(f"model must be one of {sorted(MODEL_CLASSES)} to be saved, got {model_class}")
+    for key, value in {**model_config, **metadata}.items():
+        _check_plain(key, value)
     payload = {
         "format": CHECKPOINT_FORMAT,
         "package_version": __version__,
@@ -96,8 +98,26 @@ def save_checkpoint(path, model: torch.nn.Module, model_config: dict, history: O
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as handle:
         torch.save(payload, handle)
+    os.chmod(handle.name, 0o644)  # temporary files are private (0600); a checkpoint is meant to be shared
     os.replace(handle.name, path)
     return path
+
+
+PLAIN_TYPES = (str, int, float, bool, type(None))
+
+
+def _check_plain(key: str, value) -> None:
+    """Refuse values that ``torch.load(weights_only=True)`` could not read back (e.g. ``torch.__version__``)."""
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            _check_plain(key, item)
+    elif isinstance(value, dict):
+        for inner_key, item in value.items():
+            _check_plain(f"{key}.{inner_key}", item)
+    elif type(value) not in PLAIN_TYPES:
+        raise ValueError(f"checkpoint field {key!r} must be a str, int, float, bool, None, or a list/dict of "
+                         f"those (so it loads with weights_only=True), got {type(value).__name__}; "
+                         f"convert it, e.g. str(value)")
 
 
 def load_checkpoint(path, map_location="cpu") -> tuple:

@@ -39,6 +39,18 @@ def test_checkpoint_round_trip_restores_the_model(tmp_path):
     assert not list(tmp_path.glob("ckpt/*.tmp"))  # the atomic write leaves no temporary file behind
 
 
+def test_checkpoint_refuses_metadata_that_could_not_be_loaded_safely(tmp_path):
+    with pytest.raises(ValueError, match="torch_version"):
+        save_checkpoint(tmp_path / "bad.pt", MLP(), {}, torch_version=torch.__version__)
+    assert not list(tmp_path.iterdir())
+
+
+def test_checkpoint_is_readable_by_others(tmp_path):
+    path = save_checkpoint(tmp_path / "shared.pt", MLP(), {}, torch_version=str(torch.__version__))
+    assert path.stat().st_mode & 0o044 == 0o044
+    assert load_checkpoint(path)[1]["metadata"]["torch_version"] == str(torch.__version__)
+
+
 def test_loading_refuses_missing_or_foreign_files(tmp_path):
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         load_checkpoint(tmp_path / "absent.pt")
