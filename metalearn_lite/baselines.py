@@ -159,8 +159,8 @@ def fine_tuning_data(starts: Dict[str, dict], task_seed: int = 0, k_shot: int = 
         curves[name] = fine_tune(model, params, dense, lr, steps)
         adapted = curves[name].params
         fits[name] = None if adapted is None else predict(model, adapted, x[0])[0, :, 0].cpu().numpy()
-    return FineTuningView(x[0, :, 0].cpu().numpy(), truth[0, :, 0].cpu().numpy(), batch.support.X[0, :, 0].cpu().numpy(),
-                          batch.support.y[0, :, 0].cpu().numpy(), fits, curves)
+    first = lambda t: t[0, :, 0].cpu().numpy()  # noqa: E731 - task 0, as a flat NumPy array
+    return FineTuningView(first(x), first(truth), first(batch.support.X), first(batch.support.y), fits, curves)
 
 
 def snapshot(model: nn.Module) -> Dict[str, torch.Tensor]:
