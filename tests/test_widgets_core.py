@@ -2,7 +2,7 @@ import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import pytest
 
-from metalearn_lite.widgets.core import Explorer, clean_value, int_slider, log_slider
+from metalearn_lite.widgets.core import Explorer, LiveFigure, clean_value, int_slider, log_slider, png_bytes
 
 
 def test_clean_value_rounds_browser_noise():
@@ -51,3 +51,57 @@ def test_compute_errors_are_kept_and_shown_not_raised():
     assert isinstance(explorer.last_error, ValueError) and explorer.last_data == 1
     explorer.set(n=4)
     assert explorer.last_error is None and explorer.last_data == 4
+
+
+class LineFigure(LiveFigure):
+    """A minimal persistent figure: one moving line over a cached background whose y limits follow the data."""
+
+    def setup(self, fig):
+        self.ax = fig.add_subplot()
+        self.ax.set_xlim(0, 1)
+        self.line, = self.ax.plot([], [])
+        self.dynamic(self.line, self.ax.title)
+
+    def update(self, data):
+        if data["total"] < 0:
+            raise ValueError("negative total")
+        self.line.set_data([0, 1], [0, data["total"]])
+        self.ax.set_ylim(0, 10 if data["total"] <= 10 else 100)
+        self.ax.title.set_text(f"total {data['total']:.3g}")
+
+
+def test_live_figure_explorer_updates_one_figure_and_the_image():
+    figure = LineFigure(figsize=(3, 2))
+    explorer = Explorer(lambda n: {"total": n}, figure, {"n": int_slider("n", 2, -5, 50)})
+    assert explorer.live and isinstance(explorer.image, widgets.Image)
+    assert explorer.image in explorer.widget.children and explorer.image.format == "png"
+    first = explorer.image.value
+    assert first[:8] == b"\x89PNG\r\n\x1a\n"
+    explorer.set(n=5)  # same background (limits, texts), new line and title
+    assert explorer.image.value != first and figure.n_full_draws == 1
+    explorer.set(n=40)  # y limits change: the background is rendered again
+    assert figure.n_full_draws == 2
+    explorer.set(n=2)  # back to a cached background: pixels identical to the first render
+    assert figure.n_full_draws == 2 and explorer.image.value == first
+    assert plt.get_fignums() == []  # the live figure is not a pyplot figure: nothing to close, nothing shown twice
+    assert explorer.last_error is None and explorer.last_data == {"total": 2}
+
+
+def test_live_figure_errors_are_shown_and_cleared():
+    explorer = Explorer(lambda n: {"total": n}, LineFigure(figsize=(3, 2)), {"n": int_slider("n", 2, -5, 50)})
+    before = explorer.image.value
+    explorer.set(n=-1)  # drawing fails: kept, shown in the output area, the last good image stays
+    assert isinstance(explorer.last_error, ValueError) and explorer.image.value == before
+    assert explorer._out_has_message
+    explorer.set(n=3)
+    assert explorer.last_error is None and not explorer._out_has_message and explorer.image.value != before
+
+
+def test_png_bytes_encodes_the_canvas_without_redrawing():
+    figure = LineFigure(figsize=(2, 1), dpi=50)
+    figure.update({"total": 1})
+    png = figure.png()
+    from PIL import Image
+    import io
+    image = Image.open(io.BytesIO(png))
+    assert image.size == (100, 50) and image.mode == "RGB" and png_bytes(figure.canvas) == png

@@ -24,6 +24,27 @@ widgets and the inline backend only; no ipympl). Setting ``slider.value`` in pla
 synchronously, so tests drive an explorer with ``explorer.set(inner_lr=1.0)`` or ``explorer.controls[...]``.
 Exceptions from ``compute``/``draw`` are shown in the output area (a student sees the message) and kept in
 ``.last_error``; they are not swallowed silently.
+
+The fast path (opt-in): pass a ``LiveFigure`` instead of a ``draw`` function. The explorer then keeps that one
+figure for its whole life (never re-created, never closed), lets it update its artists in place, renders it to
+PNG bytes and shows them in an ``ipywidgets.Image`` (a core widget: the same in JupyterLab, VS Code and Colab's
+ipywidgets 7.7; no inline backend, no ``clear_output`` flicker). A ``LiveFigure`` also caches what does not
+change between slider moves (axes, ticks, tick labels, legend: text rendering is most of matplotlib's cost) as a
+rendered background and only draws its *dynamic* artists over it::
+
+    class MyFigure(LiveFigure):
+        def setup(self, fig):                      # once: axes, fixed limits/ticks, legend, empty artists
+            self.ax = fig.add_subplot()
+            self.line, = self.ax.plot([], [])
+            self.dynamic(self.line, self.ax.title)   # redrawn every time, over the cached background
+        def update(self, data):                    # every slider move: artists in place, no new figure
+            self.line.set_data(data.x, data.y)
+            self.ax.title.set_text(f"{data.n} steps")
+
+    Explorer(compute, MyFigure(figsize=(6, 3)), controls)
+
+Anything that is not dynamic may only change together with ``background_key()`` (by default: every axes' limits
+and scales and every static title, label and legend text), which selects or re-renders the cached background.
 """
 
 from __future__ import annotations
@@ -31,11 +52,13 @@ from __future__ import annotations
 import math
 import traceback
 import warnings
-from typing import Callable, Dict, Mapping, Optional
+from typing import Callable, Dict, Mapping, Optional, Union
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
 from IPython.display import clear_output, display
+
+from ..plots.live import LiveFigure, png_bytes  # noqa: F401  (re-exported: the fast path's figure base class)
 
 SLIDER_STYLE = {"description_width": "initial"}
 SLIDER_LAYOUT = {"width": "340px"}
@@ -80,24 +103,28 @@ class Explorer:
     Parameters
     ----------
     compute: called with one keyword per control (its rounded value) plus ``fixed``; returns the figure data.
-    draw: called with that data; returns a matplotlib Figure (the explorer shows and closes it).
+    draw: called with that data; returns a matplotlib Figure (the explorer shows and closes it). Or a
+        ``LiveFigure``: the fast path (one persistent figure, updated in place, shown as PNG in ``.image``).
     controls: name -> ipywidgets control (``log_slider``, ``int_slider``, ``dropdown``...).
     fixed: extra keyword arguments for ``compute`` that have no control (a model, a batch of tasks).
     title: an optional line of text above the controls.
     """
 
-    def __init__(self, compute: Callable, draw: Callable, controls: Mapping[str, widgets.Widget],
+    def __init__(self, compute: Callable, draw: Union[Callable, LiveFigure], controls: Mapping[str, widgets.Widget],
                  fixed: Optional[dict] = None, title: Optional[str] = None):
         self.compute, self.draw = compute, draw
         self.controls: Dict[str, widgets.Widget] = dict(controls)
         self.fixed = dict(fixed or {})
         self.out = widgets.Output()
+        self.live = isinstance(draw, LiveFigure)
+        self.image: Optional[widgets.Image] = widgets.Image(format="png") if self.live else None
+        self._out_has_message = False
         self.last_data = None
         self.last_error: Optional[BaseException] = None
         self.n_updates = 0
         rows = [widgets.HTML(f"<b>{title}</b>")] if title else []
         rows += [widgets.HBox(list(self.controls.values())[i:i + 3]) for i in range(0, len(self.controls), 3)]
-        self.widget = widgets.VBox(rows + [self.out])
+        self.widget = widgets.VBox(rows + ([self.image] if self.live else []) + [self.out])
         for control in self.controls.values():
             control.observe(self._on_change, names="value")
         self.update()
@@ -122,9 +149,10 @@ class Explorer:
             self.last_error = None
         except Exception as error:  # shown to the student, kept for tests
             self.last_error = error
-            with self.out:
-                clear_output(wait=True)
-                print(f"Could not compute this setting: {format_error(error)}")
+            self._message(f"Could not compute this setting: {format_error(error)}")
+            return
+        if self.live:
+            self._show_live()
             return
         with self.out:
             clear_output(wait=True)
@@ -133,6 +161,24 @@ class Explorer:
                 warnings.filterwarnings("ignore", message=".*non-interactive.*")  # plain Python (tests): Agg
                 plt.show()
             plt.close(fig)
+
+    def _show_live(self) -> None:
+        """The fast path: update the persistent figure in place, PNG bytes into the Image widget."""
+        try:
+            self.image.value = self.draw.render(self.last_data)
+        except Exception as error:  # a drawing bug: the student sees it, tests see it
+            self.last_error = error
+            self._message(f"Could not draw this setting: {format_error(error)}")
+            return
+        if self._out_has_message:  # only then: clearing an empty Output still costs a message
+            self.out.clear_output()
+            self._out_has_message = False
+
+    def _message(self, text: str) -> None:
+        with self.out:
+            clear_output(wait=True)
+            print(text)
+        self._out_has_message = self.live
 
     def _on_change(self, change) -> None:
         self.update()
