@@ -123,3 +123,37 @@ def test_widget_with_custom_starts_and_device():
     check_view(explorer.last_data, 3, 4)
     with pytest.raises(ValueError, match="model"):
         sinusoid_explorer(starts=starts)
+
+
+def test_widget_fast_path_redraws_the_image_in_place():
+    explorer = sinusoid_explorer(device="cpu")
+    figure, image = explorer.figure, explorer.image
+    assert image.format == "png" and image.value[:4] == b"\x89PNG"
+    for values in [dict(inner_lr=0.02), dict(inner_steps=3), dict(k_shot=12), dict(task_seed=4)]:
+        before = image.value
+        data = explorer.set(**values)
+        assert explorer.last_error is None and image.value != before
+        assert explorer.figure is figure and explorer.image is image  # one figure, one widget, for good
+        for name in NAMES:  # normal settings: finite data, every start drawn
+            assert not data.diverged[name] and np.all(np.isfinite(data.fits[name]))
+            assert figure.fits[name].get_visible()
+    assert not figure.diverged_left.get_visible() and not figure.diverged_right.get_visible()
+
+
+def test_widget_fast_path_labels_a_diverging_run():
+    explorer = sinusoid_explorer(device="cpu")
+    before = explorer.image.value
+    data = explorer.set(inner_lr=1.0, inner_steps=20)
+    figure = explorer.figure
+    assert explorer.last_error is None and explorer.image.value != before
+    diverged = [name for name in NAMES if data.diverged[name]]
+    assert diverged and figure.diverged_left.get_visible() and figure.diverged_right.get_visible()
+    assert figure.diverged_left.get_text() == "diverged: " + ", ".join(diverged)
+    for name in diverged:  # no fitted curve, the error curve up to the blow-up, "(diverged)" in the legend
+        assert not figure.fits[name].get_visible()
+        assert len(figure.curves[name].get_xdata()) == data.curves[name].query_losses.shape[1] >= 1
+    assert {t.get_text() for t in figure.legend.get_texts()} >= {f"{name} (diverged)" for name in diverged}
+    low, high = figure.right.get_ylim()
+    assert 0 < low < high and np.isfinite(high)
+    explorer.set(inner_lr=0.01)  # back to normal: the labels go away
+    assert not figure.diverged_left.get_visible() and all(figure.fits[n].get_visible() for n in NAMES)

@@ -4,12 +4,15 @@
 - ``figure2``: the paper's Figure-2-style panels, one per initialisation: the true function, the K support
   points, and the function after 0, 1 and 10 gradient steps.
 - ``evaluation_figure``: mean MSE on new tasks vs gradient steps with 95% CIs, and the paper's values as markers.
-- ``explorer_figure``: what the adaptation explorer redraws on every slider move, drawn lean (fixed layout and
-  ticks, one legend) because drawing, not computing, is what a slider move costs.
+- ``explorer_figure``: the adaptation explorer's picture as a new figure (static use), drawn lean (fixed layout
+  and ticks, one legend).
+- ``ExplorerFigure``: the same picture as one persistent figure that the live explorer updates in place
+  (``widgets.core.LiveFigure``): drawing, not computing, is what a slider move costs.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Mapping, Optional, Sequence
 
 import matplotlib.pyplot as plt
@@ -18,6 +21,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullLocator
 
 from .adaptation import color_for
+from .live import LiveFigure
 from .style import PALETTE, mark_diverged
 
 STEP_STYLES = {0: ":", 1: "--"}  # pre-update dotted, one step dashed, more steps solid
@@ -151,6 +155,79 @@ def explorer_figure(view, figsize=(10, 3.8), dpi: int = 72):
         mark_diverged(left, "diverged: " + ", ".join(diverged))
         mark_diverged(right, "diverged")
     return fig
+
+
+def decade_limits(values: Sequence[np.ndarray]) -> tuple:
+    """(10**a, 10**b): the whole decades around every finite positive value (a log axis that moves in steps)."""
+    finite = [v[np.isfinite(v) & (v > 0)] for v in map(np.asarray, values)]
+    finite = np.concatenate([v for v in finite if v.size]) if any(v.size for v in finite) else np.array([1.0])
+    low, high = math.floor(math.log10(finite.min())), math.ceil(math.log10(finite.max()))
+    return 10.0 ** low, 10.0 ** max(high, low + 1)
+
+
+class ExplorerFigure(LiveFigure):
+    """``explorer_figure`` as one persistent figure for the live explorer: built once, updated in place.
+
+    Left: the true function, the support points and each start's function after ``inner_steps`` steps; right: the
+    error on the whole curve after each step (log scale, x from 0 to ``max_steps`` so that curves can be compared
+    between slider moves, y in whole decades). The axes, ticks and legend are a cached background (see
+    ``LiveFigure``); the curves, the titles and the "diverged" labels are redrawn on every move. A start that
+    diverged keeps its error curve up to the blow-up, loses its fitted curve, gets "(diverged)" in the legend, and
+    both panels carry the ``style.mark_diverged`` label (on the left naming the starts).
+    """
+
+    figsize = (10, 3.8)
+    dpi = 72
+
+    def __init__(self, names: Sequence[str] = ("maml", "pretrained", "random"), max_steps: int = 20,
+                 x_range: tuple = (-5.0, 5.0), figsize=None, dpi=None):
+        self.names, self.max_steps, self.x_range = list(names), int(max_steps), tuple(x_range)
+        super().__init__(figsize=figsize, dpi=dpi)
+
+    def setup(self, fig) -> None:
+        left, right = self.left, self.right = fig.subplots(1, 2)
+        fig.subplots_adjust(left=0.06, right=0.98, bottom=0.14, top=0.78, wspace=0.25)
+        self.truth, = left.plot([], [], color=PALETTE["truth"], linewidth=2, label="true function")
+        self.support, = left.plot([], [], "o", color=PALETTE["support"], markeredgecolor="black", markersize=7,
+                                  zorder=5, label="support points")
+        self.fits, self.curves = {}, {}
+        for index, name in enumerate(self.names):
+            color = color_for(name, index)
+            self.fits[name], = left.plot([], [], "--", color=color, linewidth=1.8)
+            self.curves[name], = right.plot([], [], "o-", color=color, markersize=3, linewidth=1.5, label=name)
+        left.set(xlim=self.x_range, ylim=(-6, 6), xticks=[-5, 0, 5], yticks=[-5, 0, 5], xlabel="x", ylabel="y")
+        plain_log_yaxis(right)
+        right.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
+        right.set(xlim=(-0.5, self.max_steps + 0.5), ylim=(0.1, 10), xlabel="gradient step on the task",
+                  ylabel="MSE on the whole curve")
+        self.legend = fig.legend(handles=[self.truth, self.support, *self.curves.values()], loc="upper center",
+                                 ncol=2 + len(self.names), fontsize=9)
+        mark_diverged(left, "diverged")
+        mark_diverged(right, "diverged")
+        self.diverged_left, self.diverged_right = left.texts[-1], right.texts[-1]
+        self.dynamic(self.truth, *self.fits.values(), self.support, *self.curves.values(), left.title, right.title,
+                     self.diverged_left, self.diverged_right)
+
+    def update(self, view) -> None:
+        steps = view.inner_steps
+        self.truth.set_data(view.x, view.truth)
+        self.support.set_data(view.support_X, view.support_y)
+        losses = {}
+        for name, text in zip(self.names, self.legend.get_texts()[2:]):
+            curve, fit = view.curves[name], view.fits[name]
+            self.fits[name].set_visible(fit is not None)
+            if fit is not None:
+                self.fits[name].set_data(view.x, fit)
+            losses[name] = curve.query_losses.mean(axis=0)
+            self.curves[name].set_data(np.arange(len(losses[name])), losses[name])
+            text.set_text(name + (" (diverged)" if curve.diverged else ""))
+        self.left.title.set_text(f"Fitted functions after {steps} step{'s' if steps != 1 else ''}, K={view.k_shot}")
+        self.right.title.set_text(f"Adaptation, inner lr = {view.inner_lr:.3g}")
+        self.right.set_ylim(*decade_limits(list(losses.values())))
+        diverged = [name for name, flag in view.diverged.items() if flag]
+        self.diverged_left.set_text("diverged: " + ", ".join(diverged))
+        for label in (self.diverged_left, self.diverged_right):
+            label.set_visible(bool(diverged))
 
 
 class LiveTrainingCurve:

@@ -2,8 +2,9 @@
 
 Sliders for the inner learning rate (log scale, 1e-4 ... 1), the number of inner steps (0 ... 20) and the shots K
 (1 ... 20), and a "new task" button. Every change calls the plain function ``evaluation.explorer_data`` (tested
-directly; its result is kept as ``.last_data``) and redraws ``plots.sinusoid.explorer_figure``. Built on the shared
-``core.Explorer`` pattern. Runs on the GPU when one is there (``utils.default_device``), on the CPU otherwise.
+directly; its result is kept as ``.last_data``) and updates one persistent ``plots.sinusoid.ExplorerFigure`` in
+place, shown as PNG in an ``ipywidgets.Image`` (``core.Explorer``'s fast path: ~3x cheaper per slider move than
+re-creating the figure; ``benchmarks/explorer_latency.py``). Runs on the GPU when one is there (``utils.default_device``), on the CPU otherwise.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import torch
 from torch import nn
 
 from ..evaluation import MAX_K_SHOT, explorer_data
-from ..plots.sinusoid import explorer_figure
+from ..plots.sinusoid import ExplorerFigure
 from ..utils import default_device
 from .core import Explorer, int_slider, log_slider
 
@@ -46,7 +47,8 @@ class SinusoidExplorer:
             "k_shot": int_slider("shots K", k_shot, 1, MAX_K_SHOT),
             "task_seed": self.task,
         }
-        self.explorer = Explorer(explorer_data, explorer_figure, controls,
+        self.figure = ExplorerFigure(names=list(self.starts), max_steps=MAX_STEPS)
+        self.explorer = Explorer(explorer_data, self.figure, controls,
                                  fixed={"model": self.model, "starts": self.starts},
                                  title="Adaptation explorer: MAML vs pretrained vs random initialisation")
         self.widget = widgets.VBox([widgets.HBox([self.button]), self.explorer.widget])
@@ -58,6 +60,11 @@ class SinusoidExplorer:
     @property
     def last_data(self):
         return self.explorer.last_data
+
+    @property
+    def image(self) -> widgets.Image:
+        """The plot: an ``ipywidgets.Image`` whose ``value`` is the PNG of the current setting."""
+        return self.explorer.image
 
     @property
     def last_error(self) -> Optional[BaseException]:
