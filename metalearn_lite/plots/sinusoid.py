@@ -157,11 +157,16 @@ def explorer_figure(view, figsize=(10, 3.8), dpi: int = 72):
     return fig
 
 
-def decade_limits(values: Sequence[np.ndarray]) -> tuple:
-    """(10**a, 10**b): the whole decades around every finite positive value (a log axis that moves in steps)."""
+def decade_limits(values: Sequence[np.ndarray], at_least: tuple = (0.1, 10.0)) -> tuple:
+    """(10**a, 10**b): whole decades around every finite positive value, never narrower than ``at_least``.
+
+    A log axis that moves in whole decades and rarely at all (most settings share ``at_least``), so that the live
+    figure's cached background (ticks, labels) is reused from one slider move to the next.
+    """
     finite = [v[np.isfinite(v) & (v > 0)] for v in map(np.asarray, values)]
     finite = np.concatenate([v for v in finite if v.size]) if any(v.size for v in finite) else np.array([1.0])
-    low, high = math.floor(math.log10(finite.min())), math.ceil(math.log10(finite.max()))
+    low = min(math.floor(math.log10(finite.min())), math.floor(math.log10(at_least[0])))
+    high = max(math.ceil(math.log10(finite.max())), math.ceil(math.log10(at_least[1])))
     return 10.0 ** low, 10.0 ** max(high, low + 1)
 
 
