@@ -45,7 +45,8 @@ class FewShotCurve(NamedTuple):
     """Adaptation of a batch of classification tasks, step by step.
 
     ``query_accuracies``/``support_losses``: ``(n_tasks, inner_steps + 1)``, entry ``[:, i]`` after ``i`` steps
-    (NaN once a task has diverged; ``query_accuracies`` has one column, the last step, without ``record_curve``). ``predictions``: ``(n_tasks, n_query)`` labels after the last step.
+    (NaN once a task has diverged; ``query_accuracies`` has one column, the last step, without ``record_curve``).
+    ``predictions``: ``(n_tasks, n_query)`` labels after the last step.
     ``diverged``: ``(n_tasks,)`` bool, True where the support loss or the weights became non-finite.
     """
 
@@ -76,7 +77,7 @@ def params_for_n_way(params: Params, n_way: int) -> Params:
 
 
 def fit_head(params: Params, n_way: int, zero_head: bool) -> Params:
-    """Return ``params`` ready for ``n_way`` classes: a zero head when asked, else the trained head (sizes must match)."""
+    """``params`` ready for ``n_way`` classes: a zero head when asked, else the trained head (sizes must match)."""
     if zero_head:
         return params_for_n_way(params, n_way)
     if params["head.weight"].shape[0] != n_way:

@@ -84,3 +84,14 @@ def test_bad_arguments_are_refused(tmp_path):
         omniglot.parse_args(["--out", str(tmp_path / "x.pt"), "--minutes", "0"])
     with pytest.raises(SystemExit):
         omniglot.parse_args(["--out", str(tmp_path / "x.pt"), "--meta-steps", "0"])
+
+
+def test_evaluate_stores_the_held_out_results_in_the_checkpoint(tmp_path):
+    path = omniglot.main(tiny(tmp_path, "--eval-inner-steps", "1"))
+    omniglot.main(["--out", str(path), "--evaluate", "--eval-episodes", "3", "--quiet"])
+    payload = torch.load(path, weights_only=True)
+    evaluation = payload["metadata"]["evaluation"]
+    assert [(e["n_way"], e["k_shot"], e["bn"]) for e in evaluation["episodes"]] == omniglot.EVALUATION_SETTINGS
+    assert all(e["n_episodes"] == 3 and 0 <= e["accuracy"] <= 1 for e in evaluation["episodes"])
+    assert len(evaluation["challenge"]["errors_per_run"]) == 20
+    assert payload["metadata"]["steps"] == 3 and payload["history"]["steps"] == [1, 2, 3]
