@@ -1,0 +1,40 @@
+"""Notebook 5's exercise checkers: right answers pass, common slips get specific messages, None gets a hint."""
+
+import numpy as np
+import pytest
+import torch
+
+from metalearn_lite.exercises.few_shot import check_ci_half_width, check_zero_head_step
+
+
+def ci_half_width(values):
+    return 1.96 * np.std(values, ddof=1) / np.sqrt(len(values))
+
+
+def zero_head_step(features, labels, n_way, inner_lr):
+    onehot = torch.nn.functional.one_hot(labels, n_way).to(features.dtype)
+    return inner_lr / len(labels) * (onehot - 1.0 / n_way).T @ features
+
+
+def test_ci_checker(capsys):
+    assert check_ci_half_width(ci_half_width)
+    assert not check_ci_half_width(None)
+    assert "hint" in capsys.readouterr().out
+    assert not check_ci_half_width(lambda v: 1.96 * np.std(v) / np.sqrt(len(v)))
+    assert "ddof=1" in capsys.readouterr().out
+    assert not check_ci_half_width(lambda v: np.std(v, ddof=1) / np.sqrt(len(v)))
+    assert "one standard error" in capsys.readouterr().out
+    assert not check_ci_half_width(lambda v: 1 / 0)
+    assert "ZeroDivisionError" in capsys.readouterr().out
+    with pytest.raises(ValueError):
+        check_ci_half_width(0.01)
+
+
+def test_zero_head_checker(capsys):
+    assert check_zero_head_step(zero_head_step)
+    assert not check_zero_head_step(lambda f, y, n, lr: -zero_head_step(f, y, n, lr))
+    assert "sign" in capsys.readouterr().out
+    assert not check_zero_head_step(lambda f, y, n, lr: lr * torch.stack([f[y == c].mean(0) for c in range(n)]))
+    assert "1/n_way" in capsys.readouterr().out
+    assert not check_zero_head_step(lambda f, y, n, lr: torch.zeros(3))
+    assert "shape" in capsys.readouterr().out
