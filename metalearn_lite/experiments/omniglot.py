@@ -82,6 +82,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help="inner steps at validation and evaluation (default 1, as in training)")
     parser.add_argument("--log-every", type=int, default=50, help="history resolution in steps")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    parser.add_argument("--strategy", choices=("auto", "loop", "threads"), default="auto",
+                        help="how tasks are batched (same numbers): 'auto' runs the per-task loop, spread over "
+                             "the cores when --threads > 1")
     parser.add_argument("--quiet", action="store_true", help="print only the start and the end")
     parser.add_argument("--evaluate", action="store_true",
                         help="do not train: evaluate the checkpoint at --out on the held-out alphabets (600 "
@@ -155,7 +158,7 @@ def train(args, callback: Optional[Callable[[History], None]] = None) -> tuple:
     trainable = [p for name, p in model.named_parameters() if not (args.zero_head and name.startswith("head."))]
     optimizer = torch.optim.Adam(trainable, lr=args.meta_lr)
     maml = MAML(model, inner_lr=args.inner_lr, inner_steps=args.inner_steps, first_order=args.first_order,
-                loss="cross_entropy", strategy="loop")
+                loss="cross_entropy", strategy=args.strategy)
     characters = load_omniglot("train", source=args.source, validation_alphabets=args.validation_alphabets)
     sampler = EpisodeSampler(characters, args.n_way, args.k_shot, args.k_query, args.meta_batch_size,
                              seed=args.seed)
