@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import math
 import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -45,6 +44,7 @@ from ..models import Conv4
 from ..tasks import Split, TaskBatch
 from ..train import History, load_checkpoint, save_checkpoint
 from ..utils import limit_cpu_threads, seed_everything
+from .provenance import git_commit
 
 SCHEDULES = ("cosine", "constant")
 DEFAULTS = {"n_way": 5, "k_shot": 1, "k_query": 5, "meta_batch_size": 8, "hidden_channels": 32,
@@ -99,19 +99,6 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     if args.meta_steps is not None and args.meta_steps < 1:
         parser.error("--meta-steps must be >= 1")
     return args
-
-
-def git_commit() -> Optional[str]:
-    """The commit of the code that is running, with '+dirty' when tracked package files were modified."""
-    root = Path(__file__).resolve().parents[2]
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
-                                timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", "metalearn_lite"], cwd=root,
-                               capture_output=True, timeout=10).returncode != 0
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return commit + ("+dirty" if dirty else "")
 
 
 def shift_images(X: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -32,6 +31,7 @@ from ..models import MLP
 from ..tasks import SinusoidTasks
 from ..train import History, load_checkpoint, meta_train, save_checkpoint
 from ..utils import limit_cpu_threads, seed_everything
+from .provenance import git_commit
 
 METHODS = ("maml", "pretrained")
 INITS = ("torch", "paper")
@@ -61,19 +61,6 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help="torch CPU threads (default 1: this workload is too small to gain from more)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser.parse_args(argv)
-
-
-def git_commit() -> Optional[str]:
-    """The commit of the code that is running, with '+dirty' when tracked package files were modified."""
-    root = Path(__file__).resolve().parents[2]
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
-                                timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", "metalearn_lite"], cwd=root,
-                               capture_output=True, timeout=10).returncode != 0
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return commit + ("+dirty" if dirty else "")
 
 
 def paper_init_(model: MLP, std: float = 0.01) -> MLP:
