@@ -21,7 +21,7 @@ import sys
 import time
 
 WORKLOADS = {
-    "W1": {"strategies": ["loop", "vmap"], "orders": ["second"]},
+    "W1": {"strategies": ["loop", "vmap", "grouped"], "orders": ["second"]},
     "W2": {"strategies": ["loop", "threads", "vmap", "grouped"], "orders": ["second", "first"]},
 }
 

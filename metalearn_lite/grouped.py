@@ -1,12 +1,14 @@
-"""Run a convolutional network on many tasks at once, each task with its own weights, via grouped convolution.
+"""Run a network on many tasks at once, each task with its own weights: grouped convolutions, batched matmuls.
 
 After one inner step every task has different weights, so the tasks of a meta-batch cannot share one ordinary
 convolution. Stacking the tasks along the channel axis and using ``groups=n_tasks`` runs all of them in a single
 convolution call, with exactly the per-task arithmetic: batch norm still normalises each task's channels over that
 task's own examples. On a CPU this beats both a Python loop over tasks and ``vmap`` of a convolution.
 
-Supported layers: ``Conv2d``, ``BatchNorm2d`` (batch statistics), ``ReLU``, ``MaxPool2d``, ``Flatten``/``Linear``
-in ``nn.Sequential`` containers, and ``Conv4``.
+Dense layers of all tasks run as one batched matrix product (``baddbmm``) in the same way.
+
+Supported: ``Conv4``; ``nn.Sequential`` conv nets of ``Conv2d``, ``BatchNorm2d`` (batch statistics), ``ReLU``,
+``MaxPool2d``, ``Flatten``, ``Linear``; and ``nn.Sequential`` MLPs of ``Linear`` and ``ReLU`` (e.g. ``MLP``).
 """
 
 from __future__ import annotations
@@ -25,8 +27,10 @@ Params = Dict[str, torch.Tensor]
 def supports_grouped(model: nn.Module) -> bool:
     """True when every layer of ``model`` has a grouped implementation here."""
     leaves = [m for m in model.modules() if not list(m.children())]
-    starts_with_conv = bool(leaves) and isinstance(leaves[0], nn.Conv2d)
-    return isinstance(model, (Conv4, nn.Sequential)) and starts_with_conv and all(map(_is_supported, leaves))
+    if not leaves or not isinstance(model, (Conv4, nn.Sequential)) or not all(map(_is_supported, leaves)):
+        return False
+    dense = all(isinstance(m, (nn.Linear, nn.ReLU)) for m in leaves)
+    return isinstance(leaves[0], nn.Conv2d) or (dense and isinstance(leaves[0], nn.Linear))
 
 
 def grouped_forward(model: nn.Module, params: Params, X: torch.Tensor) -> torch.Tensor:
@@ -35,6 +39,8 @@ def grouped_forward(model: nn.Module, params: Params, X: torch.Tensor) -> torch.
     Returns ``(T, N, out_features)``.
     """
     n_tasks, n_examples = X.shape[:2]
+    if X.dim() == 3:  # a dense network on (T, N, features): per-task weights are batched matrix products
+        return _run(model, "", params, X, n_tasks)
     # (T, N, C, H, W) -> (N, T*C, H, W): task t owns channels [t*C, (t+1)*C).
     h = X.transpose(0, 1).reshape(n_examples, n_tasks * X.shape[2], *X.shape[3:])
     if isinstance(model, Conv4):

@@ -8,8 +8,9 @@ from metalearn_lite.maml import (MAML, adapt, inner_loop, loss_on, meta_gradient
 from metalearn_lite.models import LinearModel
 from metalearn_lite.tasks import LinearTasks, Split, TaskBatch
 
-STRATEGIES = ["vmap", "loop"]
-CONV_STRATEGIES = STRATEGIES + ["threads", "grouped"]
+STRATEGIES = ["vmap", "loop"]  # every model
+DENSE_STRATEGIES = STRATEGIES + ["grouped"]  # nn.Sequential MLPs
+CONV_STRATEGIES = DENSE_STRATEGIES + ["threads"]
 
 
 def meta_loss_value(model, params, batch, inner_lr, inner_steps, loss):
@@ -56,9 +57,9 @@ def second_order_mismatches(model, batch, grads, inner_lr, inner_steps, loss, ep
 
 
 PROBLEMS = [("sinusoid_problem", "mse", 0.05, 2), ("conv_problem", "cross_entropy", 0.4, 1)]
-# Every (problem, strategy) pair that applies: the grouped-convolution path exists for conv nets only.
+# Every (problem, strategy) pair that applies.
 CASES = [(*problem, strategy) for problem in PROBLEMS
-         for strategy in (CONV_STRATEGIES if problem[0] == "conv_problem" else STRATEGIES)]
+         for strategy in (CONV_STRATEGIES if problem[0] == "conv_problem" else DENSE_STRATEGIES)]
 
 
 @pytest.mark.parametrize("problem, loss, inner_lr, inner_steps, strategy", CASES)
@@ -182,7 +183,6 @@ def test_maml_class_meta_step_lowers_the_meta_loss(sinusoid_problem):
     ({"inner_lr": float("nan")}, "inner_lr"),
     ({"loss": "hinge"}, "loss"),
     ({"strategy": "magic"}, "strategy"),
-    ({"strategy": "grouped"}, "grouped"),
 ])
 def test_bad_settings_raise_before_any_computation(sinusoid_problem, kwargs, name):
     model, batch = sinusoid_problem
@@ -191,6 +191,20 @@ def test_bad_settings_raise_before_any_computation(sinusoid_problem, kwargs, nam
         meta_gradient(model, parameters_of(model), batch, **settings)
     with pytest.raises(ValueError, match=name):
         MAML(model, **settings)
+
+
+def test_grouped_strategy_names_the_models_it_supports():
+    batch = LinearTasks(dim=2).sample(2, 3, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match="strategy='grouped' supports"):
+        meta_gradient(LinearModel(dim=2), parameters_of(LinearModel(dim=2)), batch, strategy="grouped")
+    with pytest.raises(ValueError, match="strategy='grouped' supports"):
+        MAML(LinearModel(dim=2), strategy="grouped")
+
+
+def test_auto_strategy_picks_the_fast_path_for_each_model(sinusoid_problem, conv_problem):
+    assert MAML(sinusoid_problem[0]).strategy == "grouped"
+    assert MAML(LinearModel(dim=2)).strategy == "vmap"
+    assert MAML(conv_problem[0], loss="cross_entropy").strategy in ("threads", "loop")
 
 
 def test_mismatched_shapes_are_reported_clearly(sinusoid_problem, conv_problem):
