@@ -9,6 +9,7 @@ change as a rendered background, and draws only the artists that move.
 from __future__ import annotations
 
 import io
+from abc import ABC, abstractmethod
 from collections import OrderedDict
 from typing import Hashable, Optional
 
@@ -27,7 +28,7 @@ def png_bytes(canvas: FigureCanvasAgg, compress_level: int = 1) -> bytes:
     return buffer.getvalue()
 
 
-class LiveFigure:
+class LiveFigure(ABC):
     """One figure for an explorer's whole life: built once, updated in place, rendered to PNG on every move.
 
     Subclasses implement ``setup(fig)`` (axes, fixed limits and ticks, legend, empty artists; mark what changes on
@@ -53,11 +54,13 @@ class LiveFigure:
         self.setup(self.fig)
 
     # -- for subclasses ------------------------------------------------------------------------------------------
+    @abstractmethod
     def setup(self, fig: Figure) -> None:
-        raise NotImplementedError
+        """Build the axes, fixed limits, legend and (empty) artists; mark the moving ones with ``dynamic``."""
 
+    @abstractmethod
     def update(self, data) -> None:
-        raise NotImplementedError
+        """Move the artists to show ``data``: ``set_data``/``set_text``/``set_visible``/limits, never new axes."""
 
     def dynamic(self, *artists) -> None:
         """Mark artists that change on every move: drawn over the cached background, left out of it."""
