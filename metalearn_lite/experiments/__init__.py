@@ -1,6 +1,7 @@
 """Training commands that produce the shipped checkpoints; each is ``python -m metalearn_lite.experiments.<name>``.
 
-- ``omniglot``: notebook 5's Omniglot Conv4 (``--minutes 20 --out metalearn_lite/checkpoints/omniglot_maml_5way1shot.pt``).
+- ``omniglot``: notebook 5's Omniglot Conv4 (``--minutes 20 --threads 2 --out metalearn_lite/checkpoints/omniglot_maml_5way1shot.pt``,
+  then the same with ``--evaluate``).
 - ``sinusoid``: the MAML paper's sinusoid regression (Finn et al., 2017, section 5.1), MLP 1-40-40-1.
 
   MAML (70,000 meta-steps, meta-batch 25, K=10, one inner step with alpha=0.01, Adam 1e-3)::
