@@ -7,7 +7,8 @@ Workloads (from the issue that set the targets):
       second and first order (random 28x28 inputs).
 
 Each (workload, strategy) runs in a fresh subprocess, so its peak resident memory is its own. Ratios are against
-the per-task loop ("loop") measured in the same run. Usage: python benchmarks/maml_speed.py [--seconds 10]
+the per-task loop ("loop") measured in the same run.
+Usage: python benchmarks/maml_speed.py [--seconds 10] [--threads N]
 """
 
 from __future__ import annotations
@@ -26,10 +27,9 @@ WORKLOADS = {
 }
 
 
-def build(workload: str, first_order: bool):
-    """The model, a MAML wrapper (strategy set later), an optimiser and a batch sampler for ``workload``."""
+def build(workload: str):
+    """The model, the MAML settings and a batch sampler for ``workload``."""
     import torch
-    from metalearn_lite.maml import MAML
     from metalearn_lite.models import MLP, Conv4
     from metalearn_lite.tasks import SinusoidTasks, Split, TaskBatch
 
@@ -54,7 +54,7 @@ def measure(workload: str, strategy: str, order: str, seconds: float) -> dict:
     import torch
     from metalearn_lite.maml import MAML
 
-    model, settings, sample = build(workload, order == "first")
+    model, settings, sample = build(workload)
     maml = MAML(model, first_order=(order == "first"), strategy=strategy, **settings)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     batches = [sample() for _ in range(4)]
@@ -73,8 +73,9 @@ def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
-def run_in_subprocess(workload: str, strategy: str, order: str, seconds: float) -> dict:
-    command = [sys.executable, __file__, "--single", workload, strategy, order, "--seconds", str(seconds)]
+def run_in_subprocess(workload: str, strategy: str, order: str, seconds: float, threads: int) -> dict:
+    command = [sys.executable, __file__, "--single", workload, strategy, order, "--seconds", str(seconds),
+               "--threads", str(threads)]
     output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     return json.loads(output.strip().splitlines()[-1])
 
@@ -82,13 +83,16 @@ def run_in_subprocess(workload: str, strategy: str, order: str, seconds: float) 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=10.0, help="timed seconds per configuration")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--single", nargs=3, metavar=("WORKLOAD", "STRATEGY", "ORDER"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    import torch
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.single:
         print(json.dumps(measure(*args.single, args.seconds)))
         return
 
-    import torch
     from metalearn_lite.maml import preferred_strategy
     from metalearn_lite.models import MLP, Conv4
     auto = {"W1": preferred_strategy(MLP()), "W2": preferred_strategy(Conv4())}
@@ -97,11 +101,12 @@ def main() -> None:
     print(f"{'workload':8} {'order':7} {'strategy':9} {'meta-steps/s':>12} {'x loop':>7} {'peak MiB':>9}")
     for workload, plan in WORKLOADS.items():
         for order in plan["orders"]:
-            results = {s: run_in_subprocess(workload, s, order, args.seconds) for s in plan["strategies"]}
+            results = {s: run_in_subprocess(workload, s, order, args.seconds, torch.get_num_threads())
+                       for s in plan["strategies"]}
             loop_speed = results["loop"]["steps_per_s"]
             for strategy, r in results.items():
                 marker = " <- engine default" if strategy == auto[workload] else ""
-                print(f"{workload:8} {order:7} {strategy:9} {r['steps_per_s']:12.1f} "
+                print(f"{workload:8} {order:7} {strategy:9} {r['steps_per_s']:12.2f} "
                       f"{r['steps_per_s'] / loop_speed:7.2f} {r['peak_mib']:9.0f}{marker}")
             if workload == "W1" and order == "second":
                 minutes = 70_000 / results[auto["W1"]]["steps_per_s"] / 60
