@@ -26,7 +26,6 @@ from typing import Dict, Iterator, NamedTuple, Optional, Sequence
 
 import numpy as np
 import torch
-from torch import nn
 from torch.nn import functional as F
 
 from .grouped import grouped_forward

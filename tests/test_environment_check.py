@@ -5,8 +5,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from metalearn_lite import environment
 from metalearn_lite.data import MINIMAL_FILES
 
