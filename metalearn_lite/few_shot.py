@@ -109,10 +109,10 @@ def adaptation_steps(model: Conv4, params: Params, batch: TaskBatch, inner_lr: f
     """
     inner_lr = require_float("inner_lr", inner_lr, positive=True)
     bn = require_choice("bn", bn, BN_MODES)
-    n_tasks = batch.n_tasks
-    nan = torch.full((n_tasks,), float("nan"))
+    n_tasks, device = batch.n_tasks, batch.support.X.device
+    nan = torch.full((n_tasks,), float("nan"), device=device)
     fast = {name: p.detach().unsqueeze(0).repeat(n_tasks, *([1] * p.dim())) for name, p in params.items()}
-    diverged = torch.zeros(n_tasks, dtype=torch.bool)
+    diverged = torch.zeros(n_tasks, dtype=torch.bool, device=device)
     limit = None
     step = 0
     while True:
@@ -204,16 +204,17 @@ def evaluate_episodes(model: Conv4, params: Params, sampler, n_episodes: int = 6
     """Mean query accuracy after adaptation over ``n_episodes`` episodes from ``sampler``, with a 95% CI.
 
     ``sampler`` is an ``EpisodeSampler`` (its seed fixes the episodes); its ``meta_batch_size`` is ignored:
-    episodes are drawn and adapted ``chunk`` at a time.
+    episodes are drawn and adapted ``chunk`` at a time, on the device of ``params`` (the GPU when they are there).
     """
     n_episodes = require_int("n_episodes", n_episodes, minimum=2)
     params = fit_head(params, sampler.n_way, zero_head)
+    device = params["head.weight"].device
     per_episode = []
     saved_size = sampler.meta_batch_size
     try:
         while len(per_episode) < n_episodes:
             sampler.meta_batch_size = min(chunk, n_episodes - len(per_episode))
-            batch = sampler.sample()
+            batch = sampler.sample().to(device)
             curve = adapt_tasks(model, params, batch, inner_lr, inner_steps, bn, record_curve=False)
             correct = (curve.predictions == batch.query.y).float().mean(dim=1)
             per_episode.extend(correct.tolist())
@@ -235,15 +236,18 @@ def challenge_classifier(model: Conv4, params: Params, inner_lr: float = 0.4, in
                          bn: str = "query", zero_head: bool = True):
     """A classifier for ``data.evaluate_challenge``: 20-way 1-shot MAML adaptation on each run's support images.
 
-    Returns ``classifier(support_X, query_X) -> predicted support index per query image``.
+    Returns ``classifier(support_X, query_X) -> predicted support index per query image`` (on the CPU; the
+    adaptation runs on the device of ``params``).
     """
+    device = params["head.weight"].device
+
     def classifier(support_X: torch.Tensor, query_X: torch.Tensor) -> torch.Tensor:
         n_way = support_X.shape[0]
         batch = TaskBatch(Split(support_X.unsqueeze(0), torch.arange(n_way).unsqueeze(0)),
                           Split(query_X.unsqueeze(0), torch.zeros(1, query_X.shape[0], dtype=torch.int64)))
-        curve = adapt_tasks(model, fit_head(params, n_way, zero_head), batch, inner_lr, inner_steps, bn,
-                            record_curve=False)
-        return curve.predictions[0]
+        curve = adapt_tasks(model, fit_head(params, n_way, zero_head), batch.to(device), inner_lr, inner_steps,
+                            bn, record_curve=False)
+        return curve.predictions[0].cpu()
 
     return classifier
 

@@ -151,7 +151,11 @@ def preferred_strategy(model: nn.Module) -> str:
     Dense networks (e.g. the sinusoid MLP): ``"grouped"``, all tasks in batched matrix products, about twice as
     fast as ``vmap``. Conv nets: ``vmap`` and grouped convolutions are slower than a plain per-task loop on a CPU,
     so the loop runs, spread over the cores (``"threads"``) when there are several. Anything else: ``"vmap"``.
+    On a GPU, where one large kernel beats many small ones, ``"grouped"`` wherever it applies, else ``"vmap"``.
     """
+    on_gpu = any(p.is_cuda for p in model.parameters())
+    if on_gpu:
+        return "grouped" if supports_grouped(model) else "vmap"
     has_conv = any(isinstance(m, nn.modules.conv._ConvNd) for m in model.modules())
     if has_conv:
         return "threads" if torch.get_num_threads() > 1 else "loop"

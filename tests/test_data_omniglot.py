@@ -210,3 +210,28 @@ def test_plot_episode_draws_support_and_query_with_predictions(train):
     plt.close(fig)
     with pytest.raises(ValueError, match="predictions"):
         plot_episode(batch, predictions=[0, 1])
+
+
+def test_same_alphabet_episodes_share_one_alphabet_and_rotation(train):
+    sampler = EpisodeSampler(train, n_way=20, k_shot=1, k_query=1, meta_batch_size=64, seed=3, same_alphabet=0.5)
+    classes = sampler.sample().info["classes"]
+    within = [len({(train.alphabets[c], train.rotations[c]) for c in task.tolist()}) == 1 for task in classes]
+    assert 16 < sum(within) < 48                             # about half of the 64 tasks
+    assert all(len(set(task.tolist())) == 20 for task in classes)   # still 20 distinct classes per task
+    everywhere = EpisodeSampler(train, n_way=5, k_shot=1, k_query=1, meta_batch_size=64, seed=3, same_alphabet=1.0)
+    assert all(len({(train.alphabets[c], train.rotations[c]) for c in task.tolist()}) == 1
+               for task in everywhere.sample().info["classes"])
+
+
+def test_same_alphabet_zero_keeps_the_default_episode_stream(train):
+    default = EpisodeSampler(train, 5, 1, 5, 8, seed=0).sample()
+    explicit = EpisodeSampler(train, 5, 1, 5, 8, seed=0, same_alphabet=0.0).sample()
+    assert torch.equal(default.info["classes"], explicit.info["classes"])
+    assert torch.equal(default.support.X, explicit.support.X)
+
+
+def test_same_alphabet_is_checked(train):
+    with pytest.raises(ValueError, match="same_alphabet"):
+        EpisodeSampler(train, 5, 1, 5, 8, same_alphabet=1.5)
+    with pytest.raises(ValueError, match="at least n_way=60 characters; the largest here has 40"):
+        EpisodeSampler(train, 60, 1, 1, 2, same_alphabet=0.5)
