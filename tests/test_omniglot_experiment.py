@@ -84,6 +84,21 @@ def test_bad_arguments_are_refused(tmp_path):
         omniglot.parse_args(["--out", str(tmp_path / "x.pt"), "--minutes", "0"])
     with pytest.raises(SystemExit):
         omniglot.parse_args(["--out", str(tmp_path / "x.pt"), "--meta-steps", "0"])
+    with pytest.raises(SystemExit):
+        omniglot.parse_args(["--out", str(tmp_path / "x.pt"), "--same-alphabet", "2"])
+    with pytest.raises(SystemExit):
+        omniglot.parse_args(["--out", str(tmp_path / "x.pt"), "--device", "tpu"])
+
+
+def test_device_names_are_resolved_with_clear_errors():
+    from metalearn_lite.utils import resolve_device
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto").type in ("cpu", "cuda")
+    with pytest.raises(ValueError, match="device must be 'auto', 'cpu' or 'cuda'"):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="sees no GPU"):
+            resolve_device("cuda")
 
 
 def test_evaluate_stores_the_held_out_results_in_the_checkpoint(tmp_path):
@@ -91,7 +106,12 @@ def test_evaluate_stores_the_held_out_results_in_the_checkpoint(tmp_path):
     omniglot.main(["--out", str(path), "--evaluate", "--eval-episodes", "3", "--quiet"])
     payload = torch.load(path, weights_only=True)
     evaluation = payload["metadata"]["evaluation"]
-    assert [(e["n_way"], e["k_shot"], e["bn"]) for e in evaluation["episodes"]] == omniglot.EVALUATION_SETTINGS
+    assert ([(e["n_way"], e["k_shot"], e["bn"], e["adaptation"]) for e in evaluation["episodes"]]
+            == omniglot.EVALUATION_SETTINGS)
     assert all(e["n_episodes"] == 3 and 0 <= e["accuracy"] <= 1 for e in evaluation["episodes"])
+    many_way = [e for e in evaluation["episodes"] if e["adaptation"] == "many-way"]
+    assert many_way and all((e["inner_lr"], e["inner_steps"]) == (0.1, 5) for e in many_way)
     assert len(evaluation["challenge"]["errors_per_run"]) == 20
+    assert evaluation["challenge"]["inner_steps"] == omniglot.MANY_WAY_ADAPTATION["inner_steps"]
+    assert evaluation["challenge_trained"]["inner_steps"] == 1
     assert payload["metadata"]["steps"] == 3 and payload["history"]["steps"] == [1, 2, 3]
