@@ -1,21 +1,23 @@
 """Meta-train the Omniglot Conv4 checkpoint of notebook 5 with MAML, within a wall-clock budget.
 
-Usage (the commands that made the shipped checkpoint; see ``metalearn_lite/checkpoints/README.md``)::
+Usage (the commands that made the shipped checkpoint; see the README's "Checkpoints")::
 
-    python -m metalearn_lite.experiments.omniglot --minutes 20 \\
+    python -m metalearn_lite.experiments.omniglot --minutes 20 --threads 2 \\
         --out metalearn_lite/checkpoints/omniglot_maml_5way1shot.pt
-    python -m metalearn_lite.experiments.omniglot --evaluate \\
+    python -m metalearn_lite.experiments.omniglot --evaluate --threads 2 \\
         --out metalearn_lite/checkpoints/omniglot_maml_5way1shot.pt
 
 The second command evaluates the checkpoint on the held-out alphabets (the numbers notebook 5 reports: 600
 episodes per setting with 95% confidence intervals, and the 20-run challenge) and stores them in its metadata.
 
-Defaults (chosen for accuracy per CPU-minute on a 2-core laptop, see notebook 5): Conv4 with 32 channels, 5-way
-1-shot episodes with 5 query images per class from the minimal split's training alphabets (rotations as new
-classes), meta-batch 8, one inner step with ``inner_lr=0.4``, second-order meta-gradient (``strategy="loop"``,
-the fastest on a CPU here), Adam with ``meta_lr=1e-3`` decayed to zero on a cosine schedule over the run, the
-"zero head" (the linear head stays at zero, so the initialisation works for any number of classes), random
-shifts of up to 2 pixels per image, batch statistics over each batch (support batch, then query batch).
+Defaults (chosen by a sweep at equal laptop time, README "How the Omniglot configuration was chosen"): Conv4 with 48
+channels; 10-way 1-shot episodes with 4 query images per class from the minimal split's training alphabets
+(rotations as new classes), half of them drawn from one alphabet in one rotation (``--same-alphabet 0.5``);
+meta-batch 5; one inner step with ``inner_lr=0.4``; second-order meta-gradient (the per-task loop on a CPU, spread
+over the cores with ``--threads 2``; grouped convolutions on a GPU with ``--device cuda``); Adam with
+``meta_lr=1e-3`` decayed to zero on a cosine schedule over the run; the "zero head" (the linear head stays at zero,
+so the initialisation works for any number of classes); random shifts of up to 2 pixels per image; batch
+statistics over each batch (support batch, then query batch).
 
 The budget: ``--minutes M`` stops after M minutes of training and records the steps done; the cosine schedule
 then follows the elapsed fraction of the budget (so a rerun on a different machine does a different number of
