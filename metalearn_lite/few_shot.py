@@ -255,7 +255,7 @@ def challenge_classifier(model: Conv4, params: Params, inner_lr: float = 0.4, in
 def load_initialisation(path) -> tuple:
     """Load an Omniglot checkpoint; return ``(model, params, payload)`` (``params`` detached, no task dim)."""
     from .train import load_checkpoint
-    model, payload = load_checkpoint(path)
+    model, payload = load_checkpoint(path, task_family="omniglot")
     return model, {name: p.detach() for name, p in model.named_parameters()}, payload
 
 
