@@ -1,7 +1,8 @@
 """Command line: ``python -m metalearn_lite.data download [--data-dir DIR] [--full]`` and ``prepare``.
 
 ``download`` fetches (or verifies) every file the lessons need, so a workshop runs without a network; ``prepare``
-also builds the 28x28 cache, so the first lesson does not pay for it.
+also builds the 28x28 cache (rebuilding a corrupt one), so the first lesson does not pay for it, and reads it back
+to verify it; it fails when the cache could not be written.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import time
 from typing import List, Optional
 
 from .download import MINIMAL_FILES, MissingDataError, ChecksumError, ensure_files
-from .omniglot import load_omniglot
+from .omniglot import SOURCES, load_omniglot, verify_cache
 from .settings import get_cache_dir, get_data_dir
 
 FULL_FILES = ("images_background.zip", "images_evaluation.zip")
@@ -26,22 +27,33 @@ def main(argv: Optional[List[str]] = None) -> int:
         paths = ensure_files(names, data_dir=args.data_dir)
         for name, path in paths.items():
             print(f"ok  {name}  ({path})")
-        if args.command == "prepare":
-            _prepare(args)
+        if args.command == "prepare" and not _prepare(args):
+            return 1
     except (MissingDataError, ChecksumError) as error:
         print(error, file=sys.stderr)
         return 1
     return 0
 
 
-def _prepare(args) -> None:
+def _prepare(args) -> bool:
+    """Build and verify the cache of every split; return whether every cache file is on disk and sound."""
     sources = ("minimal", "full") if args.full else ("minimal",)
+    sound = True
     for source in sources:
         for split in ("train", "test"):
             started = time.perf_counter()
             characters = load_omniglot(split, source=source, data_dir=args.data_dir, cache_dir=args.cache_dir)
-            print(f"ok  {source}/{split}: {characters} in {time.perf_counter() - started:.1f} s "
-                  f"(cache: {get_cache_dir(args.cache_dir)})")
+            print(f"ok  {source}/{split}: {characters} in {time.perf_counter() - started:.1f} s")
+        for zip_name in SOURCES[source].values():
+            status = verify_cache(zip_name, data_dir=args.data_dir, cache_dir=args.cache_dir)
+            if status.ok:
+                print(f"ok  cache {status.path} ({status.detail})")
+            else:
+                sound = False
+                print(f"cache problem: {status.path} is {status.state} ({status.detail}); make "
+                      f"{get_cache_dir(args.cache_dir)} writable or choose another with --cache-dir or "
+                      f"$METALEARN_CACHE", file=sys.stderr)
+    return sound
 
 
 def _parser() -> argparse.ArgumentParser:

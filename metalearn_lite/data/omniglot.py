@@ -9,12 +9,18 @@ Splits (``source="minimal"``, the default; about 3 MB, works offline with the co
 ``source="full"`` uses the papers' split instead: images_background (30 alphabets) / images_evaluation (20).
 Rotations by 90, 180 and 270 degrees make new classes (on by default for training, as in Santoro et al. 2016 and
 Finn et al. 2017).
+
+The prepared cache serves a class: its files are readable by everyone who can read the folder (0644), each holds
+a checksum of its arrays so that a truncated or damaged file is named and rebuilt, and a folder that cannot be
+written gives a one-line warning and an in-memory cache for this process instead of an error.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -24,12 +30,13 @@ import numpy as np
 import torch
 
 from ..validation import require_choice, require_int
-from .download import ensure_file, md5_of, safe_member_names
+from .download import SHARED_FILE_MODE, ensure_file, md5_of, safe_member_names
 from .images import IMAGE_SIZE, RESIZE_FILTER_NAME, open_png, to_small_image
-from .settings import PathLike, get_cache_dir
+from .settings import CACHE_DIR_ENV, PathLike, get_cache_dir
 
-# Bump when the preparation changes, so that an old cache is never used.
-PREPROCESS_VERSION = 1
+# Bump when the preparation or the cache format changes, so that an old cache is never used.
+# (2: each cache file holds a sha256 of its arrays.)
+PREPROCESS_VERSION = 2
 
 SOURCES = {
     "minimal": {"train": "images_background_small1.zip", "test": "images_background_small2.zip"},
@@ -46,6 +53,27 @@ class PreparedZip:
     images: np.ndarray            # (n_characters, n_drawers, 28, 28) uint8
     alphabets: Tuple[str, ...]    # alphabet of each character
     characters: Tuple[str, ...]   # "Alphabet/characterNN" of each character
+
+
+@dataclass(frozen=True)
+class CacheStatus:
+    """What is known about one prepared cache file: ``state`` is "ok", "missing", "corrupt" or "unreadable"."""
+
+    path: Path
+    state: str
+    detail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.state == "ok"
+
+
+class CorruptCacheError(ValueError):
+    """A prepared cache file cannot be read back or its checksum does not match; it is rebuilt, never used."""
+
+
+# Prepared arrays of this process whose cache folder could not be written, by the path they would have had.
+_MEMORY_CACHE: Dict[Path, PreparedZip] = {}
 
 
 @dataclass(frozen=True)
@@ -104,15 +132,34 @@ def prepare_zip(zip_name: str, data_dir: Optional[PathLike] = None, cache_dir: O
     """Return the prepared arrays of one zip, from the cache when it is there, else by reading the PNGs once.
 
     The cache file name holds the zip's md5, the preparation version and the resize filter, so a cache made from
-    another file or by another version of this code is never used.
+    another file or by another version of this code is never used. A corrupt or unreadable cache file is named in
+    a warning and rebuilt; an unwritable cache folder gives a warning and an in-memory cache for this process.
     """
     zip_path = ensure_file(zip_name, data_dir=data_dir, download=download)
     cache_path = _cache_path(zip_name, md5_of(zip_path), cache_dir)
-    if cache_path.exists():
-        return _read_cache(cache_path)
+    if cache_path in _MEMORY_CACHE:
+        return _MEMORY_CACHE[cache_path]
+    status, prepared = _try_read_cache(cache_path)
+    if prepared is not None:
+        return prepared
+    if status.state != "missing":
+        warnings.warn(f"prepared cache {cache_path} is {status.state} ({status.detail}); rebuilding it from "
+                      f"{zip_path}", stacklevel=2)
     prepared = _prepare_from_zip(zip_path)
-    _write_cache_atomically(cache_path, prepared)
+    _store(cache_path, prepared)
     return prepared
+
+
+def cache_file(zip_name: str, data_dir: Optional[PathLike] = None, cache_dir: Optional[PathLike] = None) -> Path:
+    """Return the path the prepared cache of ``zip_name`` has (the zip must be in the data folder; no network)."""
+    zip_path = ensure_file(zip_name, data_dir=data_dir, download=False)
+    return _cache_path(zip_name, md5_of(zip_path), cache_dir)
+
+
+def verify_cache(zip_name: str, data_dir: Optional[PathLike] = None,
+                 cache_dir: Optional[PathLike] = None) -> CacheStatus:
+    """Read the prepared cache of ``zip_name`` back and check its checksum; nothing is written or downloaded."""
+    return _try_read_cache(cache_file(zip_name, data_dir, cache_dir))[0]
 
 
 def _cache_path(zip_name: str, md5: str, cache_dir: Optional[PathLike]) -> Path:
@@ -138,23 +185,66 @@ def _prepare_from_zip(zip_path: Path) -> PreparedZip:
     return PreparedZip(images, tuple(a for a, _ in keys), tuple(f"{a}/{c}" for a, c in keys))
 
 
+def _checksum(prepared: PreparedZip) -> str:
+    digest = hashlib.sha256(f"{prepared.images.dtype}{prepared.images.shape}".encode())
+    digest.update(np.ascontiguousarray(prepared.images).tobytes())
+    digest.update("\n".join(prepared.alphabets + ("",) + prepared.characters).encode())
+    return digest.hexdigest()
+
+
+def _store(cache_path: Path, prepared: PreparedZip) -> None:
+    """Write the cache file; when the folder cannot be written, keep the arrays in memory and say so once."""
+    try:
+        _write_cache_atomically(cache_path, prepared)
+    except OSError as error:
+        _MEMORY_CACHE[cache_path] = prepared
+        warnings.warn(f"cannot write the prepared cache in {cache_path.parent} ({type(error).__name__}: "
+                      f"{error.strerror or error}); keeping it in memory for this session (set {CACHE_DIR_ENV} "
+                      f"to a writable folder to keep it)", stacklevel=3)
+
+
 def _write_cache_atomically(cache_path: Path, prepared: PreparedZip) -> None:
     cache_path.parent.mkdir(parents=True, exist_ok=True)
     handle, temp_name = tempfile.mkstemp(prefix=f".{cache_path.name}.", suffix=".part", dir=cache_path.parent)
     try:
         with os.fdopen(handle, "wb") as out:
             np.savez(out, images=prepared.images, alphabets=np.array(prepared.alphabets),
-                     characters=np.array(prepared.characters))
+                     characters=np.array(prepared.characters), checksum=np.array(_checksum(prepared)))
+        os.chmod(temp_name, SHARED_FILE_MODE)  # one person prepares, the whole class reads
         os.replace(temp_name, cache_path)
     finally:
         if os.path.exists(temp_name):
             os.remove(temp_name)
 
 
+def _try_read_cache(cache_path: Path) -> Tuple[CacheStatus, Optional[PreparedZip]]:
+    """The cache file's status, and its arrays when it is sound."""
+    try:
+        cache_path.stat()
+        prepared = _read_cache(cache_path)
+    except (FileNotFoundError, NotADirectoryError):
+        return CacheStatus(cache_path, "missing", "not prepared yet"), None
+    except PermissionError as error:
+        return CacheStatus(cache_path, "unreadable", f"{type(error).__name__}: {error.strerror}"), None
+    except CorruptCacheError as error:
+        return CacheStatus(cache_path, "corrupt", str(error)), None
+    return CacheStatus(cache_path, "ok", f"{prepared.images.shape[0]} characters, checksum verified"), prepared
+
+
 def _read_cache(cache_path: Path) -> PreparedZip:
-    with np.load(cache_path, allow_pickle=False) as cached:
-        return PreparedZip(cached["images"], tuple(cached["alphabets"].tolist()),
-                           tuple(cached["characters"].tolist()))
+    try:
+        with np.load(cache_path, allow_pickle=False) as cached:
+            prepared = PreparedZip(cached["images"], tuple(cached["alphabets"].tolist()),
+                                   tuple(cached["characters"].tolist()))
+            stored = str(cached["checksum"])
+    except PermissionError:
+        raise
+    # What numpy and zipfile raise on a truncated, empty or damaged file (or one missing an array).
+    except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile) as error:
+        raise CorruptCacheError(f"cannot be read back: {type(error).__name__}: {error}") from error
+    if stored != _checksum(prepared):
+        raise CorruptCacheError("its checksum does not match its contents")
+    return prepared
 
 
 def _alphabets_of_split(split, source, prepared, validation_alphabets, data_dir, cache_dir, download):
