@@ -2,16 +2,20 @@
 
 Run ``python -m metalearn_lite.check`` before a workshop (after ``python -m metalearn_lite.data download``): it
 prints a table of OK/PROBLEM lines and exits with status 1 when anything needs fixing. Nothing is downloaded or
-written; the data check only reads and hashes the files in the data directory.
+written; the data check only reads and hashes the files in the data directory, the cache check reads the prepared
+arrays back and compares their checksums. A check that fails in an unforeseen way is a PROBLEM, never a crash
+and never an OK.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import platform
 import sys
 from dataclasses import dataclass
-from typing import Callable, List, Optional
+from pathlib import Path
+from typing import Callable, List, Optional, Tuple
 
 MIN_PYTHON = (3, 9)
 MIN_TORCH = (2, 1)
@@ -83,7 +87,7 @@ def check_device() -> Check:
     """Where the lessons compute: a CUDA GPU when there is one, else the CPU (informational; never a problem)."""
     torch = _import("torch")
     if torch is None:
-        return Check("device", True, "unknown (torch missing, see above)")
+        return Check("device", False, "unknown: torch is missing", "install torch (see the torch line)")
     if torch.cuda.is_available():
         return Check("device", True, f"cuda ({torch.cuda.get_device_name(0)})")
     return Check("device", True, "cpu (every lesson is sized for a laptop CPU)")
@@ -101,6 +105,8 @@ def check_data(data_dir=None) -> Check:
             problems.append(f"{name} missing")
         except ChecksumError:
             problems.append(f"{name} has the wrong md5 (corrupted or partial)")
+        except OSError as error:  # e.g. another user's file without read permission, or a folder of that name
+            problems.append(f"{name} cannot be read ({type(error).__name__}: {error.strerror or error})")
     if not problems:
         return Check("Omniglot data", True, f"{len(MINIMAL_FILES)} files verified in {folder}")
     return Check("Omniglot data", False, f"in {folder}: " + "; ".join(problems),
@@ -108,28 +114,85 @@ def check_data(data_dir=None) -> Check:
                  f"{', '.join(MINIMAL_FILES)} there, or point METALEARN_DATA at a folder that has them)")
 
 
+def check_cache(data_dir=None, cache_dir=None) -> Check:
+    """The prepared 28x28 cache: each file present is read back and its checksum compared (nothing is written).
+
+    Not prepared yet is fine when the cache folder can be written (the first lesson builds it); a corrupt or
+    unreadable file, or a missing one in a folder that cannot be written, is a problem.
+    """
+    from .data import get_cache_dir, get_data_dir
+    from .data.omniglot import SOURCES, verify_cache
+    folder, data_folder = get_cache_dir(cache_dir), get_data_dir(data_dir)
+    fix = f"python -m metalearn_lite.data prepare --data-dir {data_folder} --cache-dir {folder}"
+    try:
+        statuses = [verify_cache(name, data_folder, folder) for name in SOURCES["minimal"].values()]
+    except (OSError, ValueError) as error:  # the zips themselves are missing or bad: the cache cannot be named
+        return Check("Omniglot cache", False, f"not verified: the data files are not usable ({type(error).__name__})",
+                     "fix the Omniglot data first (see its line), then " + fix)
+    bad = [status for status in statuses if status.state in ("corrupt", "unreadable")]
+    if bad:
+        return Check("Omniglot cache", False, "; ".join(f"{s.path} is {s.state} ({s.detail})" for s in bad),
+                     f"{fix}   (rebuilds it; or delete the file)")
+    missing = [status.path.name for status in statuses if not status.ok]
+    if not missing:
+        return Check("Omniglot cache", True, f"{len(statuses)} files verified (checksums) in {folder}")
+    writable, reason = _writable_folder(folder)
+    if not writable:
+        return Check("Omniglot cache", False, f"{', '.join(missing)} not prepared, and {folder} {reason}",
+                     f"set METALEARN_CACHE (or --cache-dir) to a writable folder, then {fix}")
+    return Check("Omniglot cache", True, f"not prepared yet in {folder} (writable): the first lesson builds it, "
+                                         f"or `{fix}` does it now")
+
+
+def _writable_folder(folder: Path) -> Tuple[bool, str]:
+    """Whether ``folder`` exists or can be created and can be written, judged without writing anything."""
+    existing = Path(folder)
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return False, f"cannot be created ({existing} is not a folder)"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return False, f"cannot be written ({existing} is read-only for this user)"
+    return True, ""
+
+
 def check_matplotlib() -> Check:
     """matplotlib importable with a usable backend; the notebooks draw with the inline backend."""
-    module = _import("matplotlib")
+    fix_backend = "unset MPLBACKEND (or set MPLBACKEND=Agg outside notebooks); the notebooks need no setting"
+    try:
+        module = _import("matplotlib")
+    except Exception as error:  # e.g. MPLBACKEND=bogus makes the import itself raise ValueError
+        return Check("matplotlib", False, f"does not import ({type(error).__name__}: {error})", fix_backend)
     if module is None:
         return Check("matplotlib", False, "not installed", 'pip install "matplotlib>=3.7"')
     try:
         importlib.import_module("matplotlib.pyplot")
         backend = module.get_backend()
     except Exception as error:  # e.g. MPLBACKEND names a backend that is not installed
-        return Check("matplotlib", False, f"{module.__version__}: pyplot does not load ({error})",
-                     "unset MPLBACKEND (or set MPLBACKEND=Agg outside notebooks); the notebooks need no setting")
+        return Check("matplotlib", False, f"{module.__version__}: pyplot does not load ({error})", fix_backend)
     if _import("matplotlib_inline") is None:
         return Check("matplotlib", False, f"{module.__version__}, backend {backend}, no matplotlib-inline",
                      "pip install ipykernel   (it brings matplotlib-inline, which draws the notebooks' figures)")
     return Check("matplotlib", True, f"{module.__version__}, backend {backend}, inline backend for notebooks present")
 
 
-def run_checks(data_dir=None) -> List[Check]:
-    """Run every check, in the order a fix is best applied; return the results."""
-    checks: List[Callable[[], Check]] = [check_python, check_torch, check_ipywidgets, check_widgets_frontend,
-                                         check_device, lambda: check_data(data_dir), check_matplotlib]
-    return [check() for check in checks]
+def run_checks(data_dir=None, cache_dir=None) -> List[Check]:
+    """Run every check, in the order a fix is best applied; return the results (a failing check is a PROBLEM)."""
+    checks: List[Tuple[str, Callable[[], Check]]] = [
+        ("Python", check_python), ("torch", check_torch), ("ipywidgets", check_ipywidgets),
+        ("widgets in the browser", check_widgets_frontend), ("device", check_device),
+        ("Omniglot data", lambda: check_data(data_dir)), ("Omniglot cache", lambda: check_cache(data_dir, cache_dir)),
+        ("matplotlib", check_matplotlib)]
+    return [_guarded(name, check) for name, check in checks]
+
+
+def _guarded(name: str, check: Callable[[], Check]) -> Check:
+    # One broken check (an odd environment variable, an unreadable file) must not hide the report of the others.
+    try:
+        return check()
+    except Exception as error:
+        return Check(name, False, f"not verified: the check itself failed ({type(error).__name__}: {error})",
+                     "fix what the error above names (a setting, a file, a package), then run the check again")
 
 
 def format_report(results: List[Check]) -> str:
@@ -150,8 +213,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     import argparse
     parser = argparse.ArgumentParser(prog="python -m metalearn_lite.check", description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default=None, help="the Omniglot folder to check (default: $METALEARN_DATA)")
+    parser.add_argument("--cache-dir", default=None,
+                        help="the prepared-cache folder to check (default: $METALEARN_CACHE)")
     args = parser.parse_args(argv)
-    results = run_checks(args.data_dir)
+    results = run_checks(args.data_dir, args.cache_dir)
     print(format_report(results))
     return 0 if all(result.ok for result in results) else 1
 
