@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import math
+import weakref
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
+
 from torch import nn
 
 from .validation import require_int
@@ -32,7 +36,7 @@ class Conv4(nn.Module):
         n_way = require_int("n_way", n_way, minimum=2)
         hidden_channels = require_int("hidden_channels", hidden_channels, minimum=1)
         in_channels = require_int("in_channels", in_channels, minimum=1)
-        image_size = require_int("image_size", image_size, minimum=16)
+        self.image_size = image_size = require_int("image_size", image_size, minimum=16)  # for input checks
         channels = [in_channels] + [hidden_channels] * 4
         self.features = nn.Sequential(*[conv_block(c_in, c_out) for c_in, c_out in zip(channels, channels[1:])])
         side = image_size
@@ -63,3 +67,83 @@ class LinearModel(nn.Module):
 
     def forward(self, x):
         return x @ self.weight.unsqueeze(-1)
+
+
+def layer_shapes(model: nn.Module, example_shape: Sequence[int]) -> List[Tuple[nn.Module, tuple, tuple]]:
+    """``(layer, input shape, output shape)`` of one example through the leaf layers of ``model``, in order.
+
+    Worked out from the layers' settings, without running the network (a forward pass could draw random numbers,
+    e.g. in dropout, and so change the results that follow). Exact for ``MLP``, ``Conv4`` and ``nn.Sequential``
+    nets of linear, conv, pooling, batch-norm and elementwise layers; for other layers the shape is assumed to
+    pass through unchanged, which is good enough for a memory estimate. Conv4's implicit flatten before its head
+    is applied at the first linear layer that follows a convolution.
+    """
+    shape, shapes, after_conv = tuple(example_shape), [], False
+    for layer in (m for m in model.modules() if not list(m.children())):
+        before = shape
+        if isinstance(layer, nn.Linear):
+            if after_conv and len(shape) > 1:
+                before = shape = (math.prod(shape),)
+            shape, after_conv = shape[:-1] + (layer.out_features,), False
+        elif isinstance(layer, nn.modules.conv._ConvNd):
+            shape, after_conv = (layer.out_channels,) + _window_output(layer, shape[1:]), True
+        elif isinstance(layer, (nn.modules.pooling._MaxPoolNd, nn.modules.pooling._AvgPoolNd)):
+            shape = shape[:1] + _window_output(layer, shape[1:])
+        elif isinstance(layer, nn.Flatten):
+            shape = (math.prod(shape),)
+        shapes.append((layer, before, shape))
+    return shapes
+
+
+def _window_output(layer: nn.Module, spatial: tuple) -> tuple:
+    """Spatial output size of a convolution or pooling window (PyTorch's formula, floor mode)."""
+    if layer.padding == "same":
+        return tuple(spatial)
+    dims = len(spatial)
+
+    def per_dim(value):
+        value = 0 if value == "valid" else value
+        return tuple(value) if isinstance(value, (tuple, list)) else (value,) * dims
+    kernel, stride = per_dim(layer.kernel_size), per_dim(layer.stride or layer.kernel_size)
+    padding, dilation = per_dim(layer.padding), per_dim(getattr(layer, "dilation", 1))
+    return tuple(max(0, (n + 2 * p - d * (k - 1) - 1) // s + 1)
+                 for n, k, s, p, d in zip(spatial, kernel, stride, padding, dilation))
+
+
+class Structure(NamedTuple):
+    """What the input checks need to know about a network, gathered once (walking a module costs 10-100 us, a
+    noticeable share of a small meta-step): parameter and buffer names, the leaf layers in order, and the layer
+    shapes per example shape (filled on demand)."""
+
+    token: tuple
+    parameters: Tuple[str, ...]
+    buffers: frozenset
+    leaves: Tuple[Tuple[str, nn.Module], ...]
+    first: Optional[nn.Module]
+    shapes: Dict[tuple, list]
+
+
+_STRUCTURES: "weakref.WeakKeyDictionary[nn.Module, Structure]" = weakref.WeakKeyDictionary()
+
+
+def structure(model: nn.Module) -> Structure:
+    """``model``'s ``Structure``, cached per model and rebuilt when its top-level layers or parameters change."""
+    token = tuple(map(id, model._modules.values())) + tuple(map(id, model._parameters.values()))
+    known = _STRUCTURES.get(model)
+    if known is not None and known.token == token:
+        return known
+    leaves = tuple((name, m) for name, m in model.named_modules() if not list(m.children()))
+    first = next((m for _, m in leaves if isinstance(m, (nn.Linear, nn.modules.conv._ConvNd))), None)
+    made = Structure(token, tuple(name for name, _ in model.named_parameters()),
+                     frozenset(name for name, _ in model.named_buffers()), leaves, first, {})
+    _STRUCTURES[model] = made
+    return made
+
+
+def cached_layer_shapes(model: nn.Module, example_shape: Sequence[int]) -> list:
+    """``layer_shapes`` through the per-model cache."""
+    shapes = structure(model).shapes
+    key = tuple(example_shape)
+    if key not in shapes:
+        shapes[key] = layer_shapes(model, key)
+    return shapes[key]
