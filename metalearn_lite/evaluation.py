@@ -26,7 +26,7 @@ from .descent import BLOWUP, first_divergence
 from .models import MLP
 from .tasks import SinusoidTasks, Split, TaskBatch
 from .train import load_checkpoint
-from .validation import require_float, require_int
+from .validation import require_finite, require_float, require_int, require_params
 
 EVAL_SEED = 2017
 """The seed of the fixed evaluation tasks (different from every training seed)."""
@@ -222,10 +222,12 @@ def adapt_starts(model: nn.Module, starts: Mapping[str, Mapping[str, torch.Tenso
     A diverging learning rate gives non-finite numbers here, never an exception.
     """
     inner_lr, inner_steps = maml.check_inner_loop(inner_lr, inner_steps)
-    maml.check_task_batch(batch, model)
     names, n_tasks = list(starts), batch.n_tasks
     if not names:
         raise ValueError("starts must name at least one initialisation (name -> parameter dict)")
+    for name in names:
+        require_finite(f"starts[{name!r}]", require_params(starts[name], model, f"starts[{name!r}]"))
+    batch = maml.check_batch(batch, model, starts[names[0]], "mse")
     n_pairs = len(names) * n_tasks
     params = {key: torch.stack([starts[name][key].detach() for name in names]).repeat_interleave(n_tasks, dim=0)
               for key in starts[names[0]]}

@@ -21,6 +21,7 @@ class ``c``'s support features, so the same initialisation works for any number 
 from __future__ import annotations
 
 import math
+import warnings
 from itertools import islice
 from typing import Dict, Iterator, NamedTuple, Optional, Sequence
 
@@ -29,9 +30,10 @@ import torch
 from torch.nn import functional as F
 
 from .grouped import grouped_forward
+from .maml import check_batch
 from .models import Conv4
 from .tasks import Split, TaskBatch
-from .validation import require_choice, require_float, require_int
+from .validation import require_choice, require_finite, require_float, require_int, require_params
 
 Params = Dict[str, torch.Tensor]
 BN_MODES = ("query", "support")
@@ -106,9 +108,17 @@ def adaptation_steps(model: Conv4, params: Params, batch: TaskBatch, inner_lr: f
 
     The gradient for step ``i + 1`` is only computed when the next state is asked for, so taking ``k + 1`` states
     costs exactly ``k`` steps (the explorer continues a cached generator when a student adds steps).
+    Everything is checked here, when called, not at the first step.
     """
     inner_lr = require_float("inner_lr", inner_lr, positive=True)
     bn = require_choice("bn", bn, BN_MODES)
+    params = require_params(params, model)
+    require_finite("params", params)
+    batch = check_batch(batch, model, params, "cross_entropy")
+    return _adaptation_steps(model, params, batch, inner_lr, bn, measure_queries, blowup)
+
+
+def _adaptation_steps(model, params, batch, inner_lr, bn, measure_queries, blowup) -> Iterator[AdaptationStep]:
     n_tasks, device = batch.n_tasks, batch.support.X.device
     nan = torch.full((n_tasks,), float("nan"), device=device)
     fast = {name: p.detach().unsqueeze(0).repeat(n_tasks, *([1] * p.dim())) for name, p in params.items()}
@@ -207,9 +217,10 @@ def evaluate_episodes(model: Conv4, params: Params, sampler, n_episodes: int = 6
     episodes are drawn and adapted ``chunk`` at a time, on the device of ``params`` (the GPU when they are there).
     """
     n_episodes = require_int("n_episodes", n_episodes, minimum=2)
+    require_finite("params", require_params(params, model))  # before any episode is drawn
     params = fit_head(params, sampler.n_way, zero_head)
     device = params["head.weight"].device
-    per_episode = []
+    per_episode, n_diverged = [], 0
     saved_size = sampler.meta_batch_size
     try:
         while len(per_episode) < n_episodes:
@@ -218,8 +229,13 @@ def evaluate_episodes(model: Conv4, params: Params, sampler, n_episodes: int = 6
             curve = adapt_tasks(model, params, batch, inner_lr, inner_steps, bn, record_curve=False)
             correct = (curve.predictions == batch.query.y).float().mean(dim=1)
             per_episode.extend(correct.tolist())
+            n_diverged += int(curve.diverged.sum())
     finally:
         sampler.meta_batch_size = saved_size
+    if n_diverged:  # their predictions come from non-finite or exploded logits: the estimate is not meaningful
+        warnings.warn(f"evaluate_episodes: adaptation diverged in {n_diverged} of {n_episodes} episodes with "
+                      f"inner_lr={inner_lr:g}, inner_steps={inner_steps}: use a smaller inner_lr", RuntimeWarning,
+                      stacklevel=2)
     return mean_with_ci(per_episode)
 
 
@@ -239,6 +255,7 @@ def challenge_classifier(model: Conv4, params: Params, inner_lr: float = 0.4, in
     Returns ``classifier(support_X, query_X) -> predicted support index per query image`` (on the CPU; the
     adaptation runs on the device of ``params``).
     """
+    require_finite("params", require_params(params, model))
     device = params["head.weight"].device
 
     def classifier(support_X: torch.Tensor, query_X: torch.Tensor) -> torch.Tensor:
