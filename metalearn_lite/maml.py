@@ -359,17 +359,22 @@ def check_batch(batch: TaskBatch, model: nn.Module, params: Params, loss: str,
     if reference is None:
         return batch
     n_outputs = _n_outputs(model, params)
-    splits = []
+    splits, converted = [], []
     for split_name, (X, y) in (("support", batch.support), ("query", batch.query)):
         if X.device != reference.device:
             raise ValueError(f"batch.{split_name}.X is on {X.device} but the parameters are on "
                              f"{reference.device}: move the batch with batch.to({str(reference.device)!r})")
-        converted = validation.as_dtype(f"batch.{split_name}.X", X, reference.dtype)
+        new_X = validation.as_dtype(f"batch.{split_name}.X", X, reference.dtype)
+        if new_X is not X:
+            converted.append(f"batch.{split_name}.X")
         if loss == "cross_entropy":
             y = validation.require_labels(f"batch.{split_name}.y", y, n_outputs)
-        elif converted is not X and y.is_floating_point():
+        elif new_X is not X and y.is_floating_point():
             y = y.to(reference.dtype)  # targets in the inputs' (wrong) precision follow them
-        splits.append(Split(converted, y))
+        splits.append(Split(new_X, y))
+    if converted:
+        validation.warn_converted(converted, batch.support.X.dtype if converted[0].endswith("support.X")
+                                  else batch.query.X.dtype, reference.dtype)
     if all(new.X is old.X and new.y is old.y for new, old in zip(splits, (batch.support, batch.query))):
         return batch
     return TaskBatch(splits[0], splits[1], batch.info)

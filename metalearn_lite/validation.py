@@ -110,17 +110,22 @@ def require_finite(name: str, params: Mapping) -> None:
 
 
 def as_dtype(name: str, X: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """``X`` in the floating ``dtype`` of the weights: converted with a one-time warning when ``X`` holds
-    floats of another precision (unambiguous), refused when it holds integers (are pixels 0..255 or 0..1?)."""
+    """``X`` in the floating ``dtype`` of the weights: converted when ``X`` holds floats of another precision
+    (unambiguous; the caller warns once, see ``warn_converted``), refused when it holds integers (are pixels
+    0..255 or 0..1?)."""
     if X.dtype == dtype:
         return X
     if not X.is_floating_point():
         raise ValueError(f"{name} must hold floating-point numbers of dtype {dtype} (the weights' dtype), got "
                          f"{X.dtype}; convert it yourself, e.g. X.to({dtype}) (images: scaled to [0, 1])")
-    # The message carries no values, so Python's default filter shows it once per call site.
-    warnings.warn(f"{name} has dtype {X.dtype} but the weights are {dtype}: converting the inputs to {dtype}",
-                  UserWarning, stacklevel=4)
     return X.to(dtype)
+
+
+def warn_converted(names, given: torch.dtype, dtype: torch.dtype, stacklevel: int = 3) -> None:
+    """The one-time note that inputs were converted. The text carries no values, so Python's default warning
+    filter shows it once per call site, not on every step of a training loop."""
+    warnings.warn(f"{' and '.join(names)} {'have' if len(names) > 1 else 'has'} dtype {given} but the weights are "
+                  f"{dtype}: converting the inputs to {dtype}", UserWarning, stacklevel=stacklevel + 1)
 
 
 def require_labels(name: str, y: torch.Tensor, n_classes: "int | None") -> torch.Tensor:
