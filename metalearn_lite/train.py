@@ -80,9 +80,11 @@ def stop_requests() -> Iterator[Callable[[], bool]]:
     Why: an interrupt that lands inside ``optimizer.step`` leaves some tensors updated and others not; stopping at
     a step boundary keeps the weights of a whole number of steps, worth saving. A second Ctrl-C interrupts at
     once. Yields a function telling whether a stop was asked for. Outside the main thread, where Python cannot
-    install signal handlers, it only yields ``lambda: False`` and Ctrl-C behaves as usual.
+    install signal handlers, or where SIGINT is ignored (``nohup``, a background job), it only yields
+    ``lambda: False`` and leaves SIGINT as it was.
     """
-    if threading.current_thread() is not threading.main_thread():
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is signal.SIG_IGN):
         yield lambda: False
         return
     requested = []
