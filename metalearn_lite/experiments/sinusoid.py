@@ -11,11 +11,16 @@ Usage (the commands that made the shipped checkpoints)::
 ``inner_lr=0.01``, second-order meta-gradient, Adam with ``meta_lr=1e-3`` (the paper's settings).
 ``pretrained``: the same MLP trained by ordinary regression on the pooled points of 25 tasks per step (K=10 each),
 Adam 1e-3, for the same number of steps: the paper's "pretrained on all tasks" baseline.
+
+Before the first step every flag is checked (ranges, and that ``--out`` can be written and holds no file of
+someone else's: replacing anything but a sinusoid checkpoint needs ``--force``). Ctrl-C leaves ``--out`` untouched
+(``--save-on-interrupt`` keeps the progress next to it); a diverging run stops with the step and the learning rates.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import shlex
 import sys
 import time
@@ -29,8 +34,11 @@ from ..baselines import pretrain
 from ..maml import MAML
 from ..models import MLP
 from ..tasks import SinusoidTasks
-from ..train import History, load_checkpoint, meta_train, save_checkpoint
+from ..train import (History, NonFiniteLossError, TrainingInterrupted, load_checkpoint, meta_train,
+                     save_checkpoint, stop_requests)
 from ..utils import limit_cpu_threads, seed_everything
+from . import stopping
+from .preflight import SEED, THREADS, Range, check_output, check_ranges, run_checks
 from .provenance import git_commit
 
 METHODS = ("maml", "pretrained")
@@ -38,10 +46,15 @@ INITS = ("torch", "paper")
 MODEL_CONFIG = {"in_features": 1, "hidden": [40, 40], "out_features": 1}
 PAPER_SETTINGS = {"meta_batch_size": 25, "k_shot": 10, "k_query": 10, "inner_lr": 0.01, "inner_steps": 1,
                   "meta_lr": 1e-3}
+PROG = "python -m metalearn_lite.experiments.sinusoid"
+TASK_FAMILY = "sinusoid"
+RANGES = {"--meta-steps": Range(1), "--seed": SEED, "--meta-batch-size": Range(1), "--k-shot": Range(1),
+          "--k-query": Range(1), "--inner-lr": Range(positive=True), "--inner-steps": Range(0),
+          "--meta-lr": Range(positive=True), "--log-every": Range(1), "--threads": THREADS}
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m metalearn_lite.experiments.sinusoid",
+    parser = argparse.ArgumentParser(prog=PROG,
                                      description="Train a sinusoid-regression checkpoint (MAML or pretrained).")
     parser.add_argument("--method", choices=METHODS, default="maml", help="maml (default) or pretrained")
     parser.add_argument("--meta-steps", type=int, default=70000, help="outer steps (paper: 70000)")
@@ -60,7 +73,13 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads (default 1: this workload is too small to gain from more)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    return parser.parse_args(argv)
+    parser.add_argument("--force", action="store_true",
+                        help="replace --out even when it is not a sinusoid checkpoint of this package")
+    parser.add_argument("--save-on-interrupt", action="store_true",
+                        help="on Ctrl-C, save the steps done so far as <out stem>.interrupted-step<N>.pt")
+    args = parser.parse_args(argv)
+    run_checks(PROG, [lambda: check_ranges(args, RANGES)])
+    return args
 
 
 def paper_init_(model: MLP, std: float = 0.01) -> MLP:
@@ -90,8 +109,12 @@ def train_maml(args, model: MLP) -> History:
 def train_pretrained(args, model: MLP) -> History:
     """Ordinary regression on the pooled points of ``meta_batch_size`` tasks per step; returns the loss history."""
     generator = torch.Generator().manual_seed(args.seed)
-    losses = pretrain(model, SinusoidTasks(), steps=args.meta_steps, n_tasks=args.meta_batch_size,
-                      k_shot=args.k_shot, lr=args.meta_lr, generator=generator)
+    with stop_requests() as stop_requested:
+        tasks = _SteppedTasks(SinusoidTasks(), model, args.meta_lr, stop_requested)
+        losses = pretrain(model, tasks, steps=args.meta_steps, n_tasks=args.meta_batch_size,
+                          k_shot=args.k_shot, lr=args.meta_lr, generator=generator)
+    for step, loss in enumerate(losses, start=1):
+        tasks.check_loss(step, loss)
     history = History()
     for start in range(0, len(losses), args.log_every):
         window = losses[start:start + args.log_every]
@@ -99,33 +122,73 @@ def train_pretrained(args, model: MLP) -> History:
     return history
 
 
+class _SteppedTasks:
+    """The task family, passed through unchanged (same numbers), that lets Ctrl-C and divergence stop
+    ``pretrain`` between two steps.
+
+    Why a wrapper: ``pretrain`` has no per-step hook, but it calls ``tasks.sample`` exactly once at the start of
+    each step, so every call but the first marks the end of a step.
+    """
+
+    def __init__(self, family: SinusoidTasks, model: MLP, meta_lr: float, stop_requested):
+        self.family, self.model, self.meta_lr, self.stop_requested = family, model, meta_lr, stop_requested
+        self.steps_done = -1
+
+    def sample(self, *args, **kwargs):
+        self.steps_done += 1
+        if self.steps_done:
+            weights = sum(float(p.detach().sum()) for p in self.model.parameters())
+            self.check_loss(self.steps_done, weights)   # NaN weights give NaN losses from the next step on
+            if self.stop_requested():
+                raise TrainingInterrupted(self.steps_done, History())
+        return self.family.sample(*args, **kwargs)
+
+    def check_loss(self, step: int, value: float) -> None:
+        if not math.isfinite(value):
+            raise NonFiniteLossError(step, value if math.isnan(value) else float("nan"), {"meta_lr": self.meta_lr})
+
+
 def main(argv: Optional[Sequence[str]] = None) -> Path:
     args = parse_args(argv)
-    if args.meta_steps < 1:
-        raise SystemExit("--meta-steps must be >= 1")
+    run_checks(PROG, [lambda: check_output(args.out, args.force, TASK_FAMILY)])
     threads = limit_cpu_threads(args.threads)
     seed_everything(args.seed)
     model = MLP(**MODEL_CONFIG)
     if args.init == "paper":
         paper_init_(model)
-    command = "python -m metalearn_lite.experiments.sinusoid " + " ".join(
-        shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+    command = f"{PROG} " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
     print(f"{args.method}: {args.meta_steps} steps, seed {args.seed}, {threads} thread(s) -> {args.out}", flush=True)
     start = time.perf_counter()
-    history = (train_maml if args.method == "maml" else train_pretrained)(args, model)
+    try:
+        history = (train_maml if args.method == "maml" else train_pretrained)(args, model)
+    except NonFiniteLossError as error:
+        stopping.diverged(PROG, error)
+    except TrainingInterrupted as stop:
+        save = (lambda path: _save(path, args, model, stop.history, stop.step, time.perf_counter() - start,
+                                   command, threads, interrupted=True)) if args.save_on_interrupt else None
+        stopping.interrupted(args.out, stop.step, save, TASK_FAMILY)
+    except KeyboardInterrupt:   # a second Ctrl-C: stopped at once, possibly inside a step
+        stopping.interrupted(args.out, None, None, TASK_FAMILY)
     wall_time = time.perf_counter() - start
-    settings = {k: getattr(args, k) for k in PAPER_SETTINGS}
-    settings["init"] = args.init
-    path = save_checkpoint(
-        args.out, model, MODEL_CONFIG, history,
-        task_family="sinusoid", method=args.method, command=command, seed=args.seed, steps=args.meta_steps,
-        settings=settings, wall_time_s=round(wall_time, 1), threads=threads, torch_version=str(torch.__version__),
-        package_version=__version__, git_commit=git_commit(),
-        trained_on=time.strftime("%Y-%m-%d", time.gmtime()))
-    load_checkpoint(path)  # fails now, not in a student's notebook, if anything in it needs weights_only=False
+    path = _save(args.out, args, model, history, args.meta_steps, wall_time, command, threads)
     tail = history.losses[-10:]
     print(f"done in {wall_time:.0f} s ({wall_time / 60:.1f} min); final loss (mean of last {len(tail)} logs) "
           f"{sum(tail) / len(tail):.3f}; wrote {path} ({path.stat().st_size / 1024:.0f} KiB)", flush=True)
+    return path
+
+
+def _save(path: Path, args, model: MLP, history: History, steps: int, wall_time: float, command: str,
+          threads: int, **extra) -> Path:
+    """Write the checkpoint with its provenance, and read it back as a student would."""
+    settings = {k: getattr(args, k) for k in PAPER_SETTINGS}
+    settings["init"] = args.init
+    path = save_checkpoint(
+        path, model, MODEL_CONFIG, history,
+        task_family=TASK_FAMILY, method=args.method, command=command, seed=args.seed, steps=steps,
+        settings=settings, wall_time_s=round(wall_time, 1), threads=threads, torch_version=str(torch.__version__),
+        package_version=__version__, git_commit=git_commit(),
+        trained_on=time.strftime("%Y-%m-%d", time.gmtime()), **extra)
+    load_checkpoint(path)  # fails now, not in a student's notebook, if anything in it needs weights_only=False
     return path
 
 
