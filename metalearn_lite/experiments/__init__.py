@@ -17,4 +17,10 @@
 
   ``--help`` lists the other options (seed, threads, device). Each run prints its progress and total time and
   stores the command line, seed, steps, wall time, torch version and git commit in the checkpoint's metadata.
+
+Both commands check every flag before the first step (``preflight``): a bad value, an unwritable ``--out`` or
+missing data ends them at once with one line naming the flag (exit code 2), and a file at ``--out`` that is not a
+checkpoint of the same command is only replaced with ``--force``. Ctrl-C leaves ``--out`` untouched and, with
+``--save-on-interrupt``, saves the steps done as ``<out stem>.interrupted-step<N>.pt`` (exit code 130); a run
+whose loss turns NaN or infinite stops at that step, names the learning rates and writes nothing (``stopping``).
 """
