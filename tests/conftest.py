@@ -1,5 +1,7 @@
 """Shared fixtures: seeded generators and small float64 problems for gradient checks."""
 
+import os
+
 import pytest
 import torch
 
@@ -30,3 +32,40 @@ def conv_problem(generator):
     support = Split(torch.randn(2, 6, 1, 28, 28, generator=generator, dtype=torch.float64), labels)
     query = Split(torch.randn(2, 6, 1, 28, 28, generator=generator, dtype=torch.float64), labels)
     return model, TaskBatch(support, query)
+
+
+# --- Omniglot files: found through the package's own data-folder setting, checked once per session ---------------
+
+_omniglot_state: dict = {}
+
+
+def _omniglot_problem():
+    """Return None when the minimal Omniglot files are in the data folder (downloading them there when online),
+    else the package's own message saying which file to put where."""
+    if "problem" not in _omniglot_state:
+        from metalearn_lite.data import MissingDataError, ensure_files
+        from metalearn_lite.data.download import ChecksumError
+        try:
+            ensure_files()
+            _omniglot_state["problem"] = None
+        except (MissingDataError, ChecksumError) as error:
+            _omniglot_state["problem"] = str(error)
+    return _omniglot_state["problem"]
+
+
+@pytest.fixture(autouse=True)
+def _omniglot_files(request):
+    """Tests marked ``omniglot`` need the files. Without them, the first such test fails with the data layer's
+    message; the rest are skipped pointing at it, so a user reads one explanation, not dozens of tracebacks.
+    Under CI=true nothing is skipped: each of them fails."""
+    if request.node.get_closest_marker("omniglot") is None:
+        return
+    problem = _omniglot_problem()
+    if problem is None:
+        return
+    if "reported_by" not in _omniglot_state:
+        _omniglot_state["reported_by"] = request.node.nodeid
+        pytest.fail(problem, pytrace=False)
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"Omniglot files missing (see {_omniglot_state['reported_by']})", pytrace=False)
+    pytest.skip(f"Omniglot files missing: see the failure of {_omniglot_state['reported_by']}")

@@ -7,7 +7,6 @@ adaptation settings recorded with each number, and the 20-run challenge error. T
 machines), and a floor below which the lesson's claims would no longer hold.
 """
 
-import os
 from pathlib import Path
 
 import pytest
@@ -16,8 +15,12 @@ import torch
 from metalearn_lite.data import EpisodeSampler, evaluate_challenge, load_challenge_runs, load_omniglot
 from metalearn_lite.experiments.omniglot import EVALUATION_K_QUERY, EVALUATION_SEED
 from metalearn_lite.few_shot import challenge_classifier, evaluate_episodes, load_initialisation
+from metalearn_lite.data.settings import get_data_dir
 
-DATA = os.environ.get("METALEARN_DATA") or str(Path(__file__).resolve().parents[2] / "shared" / "data" / "omniglot")
+# Found only through the package's data-folder setting (METALEARN_DATA, else its default folder);
+# conftest.py makes sure the files are there, once, before the first test that needs them.
+DATA_DIR = get_data_dir()
+pytestmark = pytest.mark.omniglot
 CHECKPOINTS = sorted((Path(__file__).resolve().parents[1] / "metalearn_lite" / "checkpoints").glob("omniglot_*.pt"))
 FLOOR_5WAY_1SHOT = 0.85
 CEILING_CHALLENGE_ERROR = 0.40
@@ -29,7 +32,7 @@ def test_there_is_a_shipped_omniglot_checkpoint():
 
 @pytest.fixture(scope="module")
 def test_split():
-    return load_omniglot("test", data_dir=DATA, download=False)
+    return load_omniglot("test", data_dir=DATA_DIR, download=False)
 
 
 @pytest.mark.parametrize("path", CHECKPOINTS, ids=lambda p: p.name)
@@ -62,7 +65,7 @@ def test_challenge_error_is_reproduced(path):
     settings, challenge = payload["metadata"]["settings"], payload["metadata"]["evaluation"]["challenge"]
     classifier = challenge_classifier(model, params, challenge["inner_lr"], challenge["inner_steps"], "query",
                                       settings["zero_head"])
-    result = evaluate_challenge(classifier, load_challenge_runs(DATA, download=False))
+    result = evaluate_challenge(classifier, load_challenge_runs(DATA_DIR, download=False))
     recorded = challenge["error"]
     print(f"{path.name}: challenge {result} vs recorded {recorded:.1%}")
     assert abs(result.mean_error - recorded) < 0.0126   # at most 5 of the 400 challenge images change

@@ -1,6 +1,5 @@
 """The original Omniglot challenge: 20 runs read right, the evaluator, and the published Hausdorff baseline."""
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,13 +8,17 @@ import torch
 from metalearn_lite.data import (evaluate_challenge, hausdorff_classifier, load_challenge_runs,
                                  modified_hausdorff_costs, modified_hausdorff_distance, runs_as_task_batch)
 from metalearn_lite.data.images import to_small_image
+from metalearn_lite.data.settings import get_data_dir
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "omniglot"
+# Found only through the package's data-folder setting (METALEARN_DATA, else its default folder);
+# conftest.py makes sure the files are there, once, before the first test that needs them.
+DATA_DIR = get_data_dir()
+pytestmark = pytest.mark.omniglot
 
 
 @pytest.fixture(scope="module")
 def runs():
-    return load_challenge_runs(SHARED_DATA, download=False)
+    return load_challenge_runs(DATA_DIR, download=False)
 
 
 def test_twenty_runs_of_twenty_way_one_shot(runs):

@@ -1,8 +1,6 @@
 """Few-shot evaluation: the fast adaptation agrees with the engine, batch-norm modes, CIs, zero head, challenge."""
 
 import math
-import os
-from pathlib import Path
 
 import pytest
 import torch
@@ -12,13 +10,17 @@ from metalearn_lite.few_shot import (adapt_tasks, challenge_classifier, evaluate
                                      params_for_n_way, query_logits)
 from metalearn_lite.maml import adapt, parameters_of
 from metalearn_lite.models import Conv4
+from metalearn_lite.data.settings import get_data_dir
 
-DATA = os.environ.get("METALEARN_DATA") or str(Path(__file__).resolve().parents[2] / "shared" / "data" / "omniglot")
+# Found only through the package's data-folder setting (METALEARN_DATA, else its default folder);
+# conftest.py makes sure the files are there, once, before the first test that needs them.
+DATA_DIR = get_data_dir()
+pytestmark = pytest.mark.omniglot
 
 
 @pytest.fixture(scope="module")
 def test_split():
-    return load_omniglot("test", data_dir=DATA, download=False)
+    return load_omniglot("test", data_dir=DATA_DIR, download=False)
 
 
 @pytest.fixture
@@ -86,6 +88,6 @@ def test_zero_head_serves_any_number_of_classes(small_model):
 
 def test_challenge_classifier_runs_on_the_twenty_runs(small_model):
     model, params = small_model
-    runs = load_challenge_runs(DATA, download=False)[:2]
+    runs = load_challenge_runs(DATA_DIR, download=False)[:2]
     result = evaluate_challenge(challenge_classifier(model, params, inner_steps=1), runs=runs)
     assert len(result.errors_per_run) == 2 and 0.0 <= result.mean_error <= 1.0

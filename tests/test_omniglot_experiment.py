@@ -1,20 +1,22 @@
 """The documented Omniglot training command: a tiny run end to end, its checkpoint, augmentation and schedule."""
 
-import os
-from pathlib import Path
 
 import pytest
 import torch
 
 from metalearn_lite.experiments import omniglot
 from metalearn_lite.train import load_checkpoint
+from metalearn_lite.data.settings import get_data_dir
 
-DATA = os.environ.get("METALEARN_DATA") or str(Path(__file__).resolve().parents[2] / "shared" / "data" / "omniglot")
+# Found only through the package's data-folder setting (METALEARN_DATA, else its default folder);
+# conftest.py makes sure the files are there, once, before the first test that needs them.
+DATA_DIR = get_data_dir()
+pytestmark = pytest.mark.omniglot
 
 
 @pytest.fixture(autouse=True)
 def omniglot_data(monkeypatch):
-    monkeypatch.setenv("METALEARN_DATA", DATA)
+    monkeypatch.setenv("METALEARN_DATA", str(DATA_DIR))
 
 
 def tiny(tmp_path, *extra):

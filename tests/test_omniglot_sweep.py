@@ -13,6 +13,8 @@ sweep = importlib.util.module_from_spec(spec)
 sys.modules["omniglot_sweep"] = sweep
 spec.loader.exec_module(sweep)
 
+pytestmark = pytest.mark.omniglot  # the tiny sweep trains on the Omniglot files (conftest.py)
+
 
 def test_variants_are_parsed_as_learning_rate_and_steps():
     assert sweep.variants_of("0.2:3,0.4:5") == [(0.2, 3), (0.4, 5)]

@@ -1,8 +1,6 @@
 """Notebook 5's episode explorer: the plain compute function and the widget over their slider ranges."""
 
 import math
-import os
-from pathlib import Path
 
 import matplotlib
 import numpy as np
@@ -16,8 +14,12 @@ from metalearn_lite.maml import parameters_of  # noqa: E402
 from metalearn_lite.models import Conv4  # noqa: E402
 from metalearn_lite.widgets.omniglot import (MAX_INNER_STEPS, draw_episode_adaptation, episode_adaptation,  # noqa
                                              episode_explorer)
+from metalearn_lite.data.settings import get_data_dir
 
-DATA = os.environ.get("METALEARN_DATA") or str(Path(__file__).resolve().parents[2] / "shared" / "data" / "omniglot")
+# Found only through the package's data-folder setting (METALEARN_DATA, else its default folder);
+# conftest.py makes sure the files are there, once, before the first test that needs them.
+DATA_DIR = get_data_dir()
+pytestmark = pytest.mark.omniglot
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +27,7 @@ def setting():
     torch.manual_seed(0)
     model = Conv4(n_way=5, hidden_channels=8)
     params = parameters_of(model)
-    return model, params, load_omniglot("test", data_dir=DATA, download=False)
+    return model, params, load_omniglot("test", data_dir=DATA_DIR, download=False)
 
 
 def check_data(data, inner_steps):
