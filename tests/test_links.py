@@ -2,6 +2,7 @@
 
 import importlib.util
 import re
+from urllib.parse import parse_qs, urlsplit
 import shutil
 import sys
 import types
@@ -153,3 +154,30 @@ def test_a_new_notebook_gets_its_cells_and_keeps_everything_else(tmp_path):
     readme = (root / "README.md").read_text()
     assert "| 9 | [A new lesson](notebooks/09_new_lesson.ipynb) |" in readme
     assert update_links.update_all(root) == []
+
+
+def test_a_hub_address_given_once_adds_an_nbgitpuller_link_per_notebook(tmp_path):
+    root = copy_repo(tmp_path)
+    pyproject = root / "pyproject.toml"
+    pyproject.write_text(re.sub(r'(?m)^jupyterhub = ".*"$', 'jupyterhub = "https://hub.example.edu/"',
+                                pyproject.read_text()))
+    assert root / "README.md" in update_links.update_all(root)
+    assert not any("git-pull" in path.read_text() for path in root.glob("notebooks/*.ipynb"))  # README only
+    index = (root / "README.md").read_text().split(update_links.INDEX_START)[1].split(update_links.INDEX_END)[0]
+    links = re.findall(r"\[JupyterHub\]\(([^)]+)\)", index)
+    assert len(links) == len(NOTEBOOKS)
+    for link, path in zip(links, NOTEBOOKS):
+        parts = urlsplit(link)
+        assert (parts.scheme, parts.netloc, parts.path) == ("https", "hub.example.edu", "/hub/user-redirect/git-pull")
+        assert parse_qs(parts.query) == {"repo": [f"https://github.com/{REPO.slug}"], "branch": [REPO.branch],
+                                         "urlpath": [f"lab/tree/{REPO.name}/notebooks/{path.name}"]}
+    assert update_links.update_all(root) == []
+
+
+def test_no_hub_address_no_hub_links_and_a_bad_one_is_named(tmp_path):
+    assert update_links.read_hub() is None and "JupyterHub](" not in (ROOT / "README.md").read_text()
+    root = copy_repo(tmp_path)
+    pyproject = root / "pyproject.toml"
+    pyproject.write_text(re.sub(r'(?m)^jupyterhub = ".*"$', 'jupyterhub = "hub.example.edu"', pyproject.read_text()))
+    with pytest.raises(SystemExit, match=r"jupyterhub must be the hub's address.*'hub.example.edu'"):
+        update_links.update_all(root)

@@ -12,6 +12,9 @@ changes nothing:
 - in README.md: a Binder badge between ``<!-- launch-badges:start -->``/``<!-- launch-badges:end -->`` under the
   title, and the notebook index between ``<!-- notebook-index:start -->``/``<!-- notebook-index:end -->`` (titles
   and descriptions kept; a Colab and a Binder badge per row; new notebooks added with their first heading).
+- for a class on its own JupyterHub: when ``[tool.metalearn-lite] jupyterhub = "https://HUB"`` is set in
+  pyproject.toml, each index row also gets an nbgitpuller link, which clones (or updates) the repository into the
+  student's hub home and opens the notebook in JupyterLab. Unset (the default), no hub links are written.
 
 Usage: ``python tools/update_links.py [--check] [NOTEBOOK ...]`` (``--check``: change nothing, exit 1 when a file is
 out of date; naming notebooks rewrites only those, the README index always lists all).
@@ -24,6 +27,7 @@ import copy
 import re
 import sys
 from dataclasses import dataclass
+from urllib.parse import urlencode
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
@@ -66,6 +70,13 @@ class Repository:
         target = f"notebooks/{notebook}" if notebook else "notebooks"
         return f"https://mybinder.org/v2/gh/{self.slug}/{self.branch}?urlpath=lab/tree/{target}"
 
+    def nbgitpuller_url(self, hub: str, notebook: str) -> str:
+        """Open ``notebooks/<notebook>`` on the JupyterHub at ``hub``, after nbgitpuller cloned or updated the
+        repository into the folder named after it (nbgitpuller's default target)."""
+        query = urlencode({"repo": f"https://github.com/{self.slug}", "branch": self.branch,
+                           "urlpath": f"lab/tree/{self.name}/notebooks/{notebook}"})
+        return f"{hub}/hub/user-redirect/git-pull?{query}"
+
     def pip_target(self) -> str:
         """What ``pip install`` gets on Colab: the package at the branch."""
         return f"metalearn-lite @ git+https://github.com/{self.slug}@{self.branch}"
@@ -80,6 +91,18 @@ def read_repository(pyproject: Path = ROOT / "pyproject.toml") -> Repository:
         raise SystemExit(f"{pyproject}: [project.urls] Repository must look like "
                          f"https://github.com/OWNER/REPO/tree/BRANCH (got {url!r})")
     return Repository(*match.groups())
+
+
+def read_hub(pyproject: Path = ROOT / "pyproject.toml") -> Optional[str]:
+    """The course's JupyterHub address from ``[tool.metalearn-lite] jupyterhub``, or None when it is not set."""
+    hub = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("tool", {}).get("metalearn-lite", {})
+    hub = hub.get("jupyterhub", "")
+    if not hub:
+        return None
+    if not re.fullmatch(r"https?://[\w.-]+(:\d+)?(/[\w./-]*)?", hub):
+        raise SystemExit(f"{pyproject}: [tool.metalearn-lite] jupyterhub must be the hub's address, like "
+                         f"https://hub.example.edu (got {hub!r})")
+    return hub.rstrip("/")
 
 
 # ----------------------------------------------------------------------------------------------------- notebooks
@@ -152,9 +175,9 @@ def first_heading(path: Path) -> str:
     return path.stem
 
 
-def update_readme(text: str, repo: Repository, notebooks: List[Path]) -> str:
-    """Return the README with the top Binder badge and the notebook index rewritten."""
-    text = _replace_between(text, INDEX_START, INDEX_END, _index(text, repo, notebooks))
+def update_readme(text: str, repo: Repository, notebooks: List[Path], hub: Optional[str] = None) -> str:
+    """Return the README with the top Binder badge and the notebook index rewritten (hub links when ``hub``)."""
+    text = _replace_between(text, INDEX_START, INDEX_END, _index(text, repo, notebooks, hub))
     top = f"[![Binder]({BINDER_BADGE})]({repo.binder_url()})"
     if TOP_START in text:
         return _replace_between(text, TOP_START, TOP_END, top)
@@ -162,7 +185,7 @@ def update_readme(text: str, repo: Repository, notebooks: List[Path]) -> str:
     return f"{title}\n\n{TOP_START}\n{top}\n{TOP_END}\n{rest}"
 
 
-def _index(text: str, repo: Repository, notebooks: List[Path]) -> str:
+def _index(text: str, repo: Repository, notebooks: List[Path], hub: Optional[str]) -> str:
     rows: Dict[str, Tuple[str, str, str]] = {}  # notebook file -> (number, title, description)
     for line in _between(text, INDEX_START, INDEX_END).splitlines():
         cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
@@ -174,7 +197,8 @@ def _index(text: str, repo: Repository, notebooks: List[Path]) -> str:
             rows[path.name] = (str(int(path.name[:2])), first_heading(path), "")
     lines = list(INDEX_HEADER)
     for name, (number, title, description) in sorted(rows.items()):
-        lines.append(f"| {number} | [{title}](notebooks/{name}) | {description} | {badges_markdown(repo, name)} |")
+        links = badges_markdown(repo, name) + (f" [JupyterHub]({repo.nbgitpuller_url(hub, name)})" if hub else "")
+        lines.append(f"| {number} | [{title}](notebooks/{name}) | {description} | {links} |")
     return "\n".join(lines)
 
 
@@ -210,7 +234,7 @@ def update_all(root: Path = ROOT, check: bool = False, only: Optional[List[Path]
                 path.write_text(after, encoding="utf-8")
     readme = root / "README.md"
     before = readme.read_text(encoding="utf-8")
-    after = update_readme(before, repo, notebooks)
+    after = update_readme(before, repo, notebooks, read_hub(root / "pyproject.toml"))
     if after != before:
         changed.append(readme)
         if not check:
