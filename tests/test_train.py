@@ -1,10 +1,14 @@
+import hashlib
+import signal
+
 import pytest
 import torch
 
 from metalearn_lite.maml import MAML
 from metalearn_lite.models import MLP, Conv4
 from metalearn_lite.tasks import SinusoidTasks
-from metalearn_lite.train import load_checkpoint, meta_train, save_checkpoint
+from metalearn_lite.train import (CheckpointError, NonFiniteLossError, TrainingInterrupted, load_checkpoint,
+                                  meta_train, save_checkpoint, stop_requests)
 
 
 def test_meta_training_lowers_the_loss_and_records_history():
@@ -68,12 +72,6 @@ def test_bad_training_settings_name_the_parameter():
 
 
 # --- NaN never passes silently; Ctrl-C stops between steps; the loader says what a file is (issues 17 and 18) ---
-
-import hashlib
-import signal
-
-from metalearn_lite.train import CheckpointError, NonFiniteLossError, TrainingInterrupted, stop_requests
-
 
 def digest(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()
