@@ -229,7 +229,7 @@ def test_check_verifies_the_cache_and_reports_a_corrupt_file(teacher_cache, tmp_
     before = _hashes(folder)
     result = environment.check_cache(cache_dir=folder)
     assert not result.ok and f"{target} is corrupt" in result.detail
-    assert f"python -m metalearn_lite.data prepare" in result.fix and str(folder) in result.fix
+    assert "python -m metalearn_lite.data prepare" in result.fix and str(folder) in result.fix
     assert _hashes(folder) == before  # the check wrote nothing
     report = environment.format_report(environment.run_checks(cache_dir=folder))
     assert "All checks passed" not in report and "Omniglot cache" in report

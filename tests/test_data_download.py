@@ -300,11 +300,11 @@ def _hashes(folder: Path) -> dict:
     return {path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in folder.iterdir()}
 
 
-def _timed_failure(folder, names=(SMALL1,), limits=FAST_LIMITS):
-    started = time.monotonic()
+def _download_failure(folder, names=(SMALL1,), limits=FAST_LIMITS):
+    # The limits under test end the download; were they broken, the servers' own stop after HANG_GUARD_S would.
     with pytest.raises(MissingDataError) as error:
         ensure_files(names, data_dir=folder, limits=limits, progress=False)
-    return str(error.value), time.monotonic() - started
+    return str(error.value)
 
 
 @pytest.mark.parametrize("mode, reason", [
@@ -316,25 +316,23 @@ def _timed_failure(folder, names=(SMALL1,), limits=FAST_LIMITS):
 def test_slow_or_stalled_server_ends_in_the_missing_data_message(tmp_path, loopback, mode, reason):
     server = loopback(mode)
     folder, before = _folder_with_a_user_file(tmp_path)
-    message, elapsed = _timed_failure(folder)
+    message = _download_failure(folder)
     assert re.search(reason, message), message
     assert f"{SMALL1}: download failed" in message and server.url(SMALL1) in message
     assert str(folder / SMALL1) in message and f"data directory {folder}" in message
     assert _hashes(folder) == before  # no partial file, the user's file untouched
-    assert elapsed < HANG_GUARD_S
 
 
 def test_after_one_stalled_download_the_others_are_not_tried(tmp_path, loopback):
     server = loopback("stall")
     folder, before = _folder_with_a_user_file(tmp_path)
-    message, elapsed = _timed_failure(folder, names=download_module.MINIMAL_FILES)
+    message = _download_failure(folder, names=download_module.MINIMAL_FILES)
     assert server.requests == [f"/{SMALL1}"]
     for name in download_module.MINIMAL_FILES[1:]:
         assert f"{name}: download failed: not tried, since the download of {SMALL1} just before was too slow" \
             in message
         assert server.url(name) in message
     assert _hashes(folder) == before
-    assert elapsed < HANG_GUARD_S
 
 
 def test_the_download_command_reports_a_stall_with_the_module_limits(tmp_path, loopback, monkeypatch, capsys):
