@@ -210,13 +210,17 @@ def _support_statistics_forward(model: Conv4, params: Params, support_X: torch.T
 
 def evaluate_episodes(model: Conv4, params: Params, sampler, n_episodes: int = 600, inner_lr: float = 0.4,
                       inner_steps: int = 10, bn: str = "query", zero_head: bool = True,
-                      chunk: int = 50) -> AccuracyEstimate:
+                      chunk: int = 50, adapt_chunk: int = 10) -> AccuracyEstimate:
     """Mean query accuracy after adaptation over ``n_episodes`` episodes from ``sampler``, with a 95% CI.
 
     ``sampler`` is an ``EpisodeSampler`` (its seed fixes the episodes); its ``meta_batch_size`` is ignored:
-    episodes are drawn and adapted ``chunk`` at a time, on the device of ``params`` (the GPU when they are there).
+    episodes are drawn ``chunk`` at a time (which episodes a seed gives depends on it) and adapted ``adapt_chunk`` at
+    a time (memory only: every episode is adapted on its own, so the result does not depend on it), on the device of
+    ``params`` (the GPU when they are there).
     """
     n_episodes = require_int("n_episodes", n_episodes, minimum=2)
+    chunk = require_int("chunk", chunk, minimum=1)
+    adapt_chunk = require_int("adapt_chunk", adapt_chunk, minimum=1)
     require_finite("params", require_params(params, model))  # before any episode is drawn
     params = fit_head(params, sampler.n_way, zero_head)
     device = params["head.weight"].device
@@ -226,10 +230,11 @@ def evaluate_episodes(model: Conv4, params: Params, sampler, n_episodes: int = 6
         while len(per_episode) < n_episodes:
             sampler.meta_batch_size = min(chunk, n_episodes - len(per_episode))
             batch = sampler.sample().to(device)
-            curve = adapt_tasks(model, params, batch, inner_lr, inner_steps, bn, record_curve=False)
-            correct = (curve.predictions == batch.query.y).float().mean(dim=1)
-            per_episode.extend(correct.tolist())
-            n_diverged += int(curve.diverged.sum())
+            for start in range(0, batch.n_tasks, adapt_chunk):
+                part = batch.subset(start, start + adapt_chunk)
+                curve = adapt_tasks(model, params, part, inner_lr, inner_steps, bn, record_curve=False)
+                per_episode.extend((curve.predictions == part.query.y).float().mean(dim=1).tolist())
+                n_diverged += int(curve.diverged.sum())
     finally:
         sampler.meta_batch_size = saved_size
     if n_diverged:  # their predictions come from non-finite or exploded logits: the estimate is not meaningful

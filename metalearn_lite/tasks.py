@@ -40,7 +40,11 @@ class TaskBatch(NamedTuple):
 
     def task(self, index: int) -> "TaskBatch":
         """The ``index``-th task as a batch of one (keeps the leading task dimension)."""
-        pick = slice(index, index + 1)
+        return self.subset(index, index + 1)
+
+    def subset(self, start: int, stop: int) -> "TaskBatch":
+        """Tasks ``start`` to ``stop - 1`` as a batch (views, no copies)."""
+        pick = slice(start, stop)
         info = {k: v[pick] for k, v in self.info.items()} if self.info else None
         return TaskBatch(Split(self.support.X[pick], self.support.y[pick]),
                          Split(self.query.X[pick], self.query.y[pick]), info)

@@ -53,18 +53,18 @@ def _omniglot_problem():
     return _omniglot_state["problem"]
 
 
-@pytest.fixture(autouse=True)
-def _omniglot_files(request):
+@pytest.hookimpl(tryfirst=True)  # before any fixture, so that module fixtures loading the data never run
+def pytest_runtest_setup(item):
     """Tests marked ``omniglot`` need the files. Without them, the first such test fails with the data layer's
     message; the rest are skipped pointing at it, so a user reads one explanation, not dozens of tracebacks.
     Under CI=true nothing is skipped: each of them fails."""
-    if request.node.get_closest_marker("omniglot") is None:
+    if item.get_closest_marker("omniglot") is None:
         return
     problem = _omniglot_problem()
     if problem is None:
         return
     if "reported_by" not in _omniglot_state:
-        _omniglot_state["reported_by"] = request.node.nodeid
+        _omniglot_state["reported_by"] = item.nodeid
         pytest.fail(problem, pytrace=False)
     if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
         pytest.fail(f"Omniglot files missing (see {_omniglot_state['reported_by']})", pytrace=False)

@@ -91,3 +91,12 @@ def test_challenge_classifier_runs_on_the_twenty_runs(small_model):
     runs = load_challenge_runs(DATA_DIR, download=False)[:2]
     result = evaluate_challenge(challenge_classifier(model, params, inner_steps=1), runs=runs)
     assert len(result.errors_per_run) == 2 and 0.0 <= result.mean_error <= 1.0
+
+
+def test_adapting_fewer_episodes_at_a_time_only_saves_memory(test_split, small_model):
+    model, params = small_model
+    estimates = [evaluate_episodes(model, params, EpisodeSampler(test_split, 5, 1, 3, 1, seed=3), 12, 0.4, 1,
+                                   chunk=12, adapt_chunk=adapt_chunk) for adapt_chunk in (12, 5, 1)]
+    assert estimates[0].mean == estimates[1].mean == estimates[2].mean
+    with pytest.raises(ValueError, match="adapt_chunk must be an integer >= 1, got 0"):
+        evaluate_episodes(model, params, EpisodeSampler(test_split, 5, 1, 3, 1, seed=3), 12, adapt_chunk=0)
