@@ -123,7 +123,7 @@ class Structure(NamedTuple):
     shapes: Dict[tuple, list]
 
 
-_STRUCTURES: "weakref.WeakKeyDictionary[nn.Module, Structure]" = weakref.WeakKeyDictionary()
+_STRUCTURES: weakref.WeakKeyDictionary[nn.Module, Structure] = weakref.WeakKeyDictionary()
 
 
 def structure(model: nn.Module) -> Structure:

@@ -93,7 +93,7 @@ def require_params(params, model, name: str = "params") -> dict:
     return dict(params)
 
 
-def first_nonfinite(params: Mapping) -> "str | None":
+def first_nonfinite(params: Mapping) -> str | None:
     """The name of the first tensor in ``params`` with a NaN or infinite entry, or None."""
     flags = torch.stack([torch.isfinite(t).all() for t in params.values()]).tolist() if params else []
     return next((key for key, ok in zip(params, flags) if not ok), None)
@@ -128,7 +128,7 @@ def warn_converted(names, given: torch.dtype, dtype: torch.dtype, stacklevel: in
                   f"{dtype}: converting the inputs to {dtype}", UserWarning, stacklevel=stacklevel + 1)
 
 
-def require_labels(name: str, y: torch.Tensor, n_classes: "int | None") -> torch.Tensor:
+def require_labels(name: str, y: torch.Tensor, n_classes: int | None) -> torch.Tensor:
     """Class labels as int64 in ``[0, n_classes)``; other integer dtypes are converted (losslessly)."""
     if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
         raise ValueError(f"{name} must hold integer class labels in [0, {n_classes or 'n_classes'}) for "
@@ -185,7 +185,7 @@ def format_bytes(n: float) -> str:
     return f"{n:.1f} TB"
 
 
-def _meminfo_available() -> "int | None":
+def _meminfo_available() -> int | None:
     try:
         with open("/proc/meminfo") as f:
             for line in f:
@@ -196,7 +196,7 @@ def _meminfo_available() -> "int | None":
     return None
 
 
-def _cgroup_available() -> "int | None":
+def _cgroup_available() -> int | None:
     pairs = (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),                        # cgroup v2
              ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes"))  # v1
     for limit_path, usage_path in pairs:
