@@ -130,6 +130,8 @@ def test_a_fork_changes_one_line_and_every_link_follows_running_twice_changes_no
     for path in snapshot:
         text = path.read_text()
         assert f"github.com/{REPO.slug}" not in text and f"/gh/{REPO.slug}/" not in text, path.name
+    assert "git clone --branch spring https://github.com/teacher/ml-course.git && cd ml-course" in \
+        (root / "README.md").read_text()
     for path in sorted(root.glob("notebooks/*.ipynb")):
         badge = nbformat.read(path, as_version=4).cells[0].source
         assert f"colab.research.google.com/github/teacher/ml-course/blob/spring/notebooks/{path.name}" in badge

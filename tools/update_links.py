@@ -11,7 +11,8 @@ changes nothing:
   count fits), and the ``execution_count`` of execute_result outputs follows its cell's count.
 - in README.md: a Binder badge between ``<!-- launch-badges:start -->``/``<!-- launch-badges:end -->`` under the
   title, and the notebook index between ``<!-- notebook-index:start -->``/``<!-- notebook-index:end -->`` (titles
-  and descriptions kept; a Colab and a Binder badge per row; new notebooks added with their first heading).
+  and descriptions kept; a Colab and a Binder badge per row; new notebooks added with their first heading); the
+  set-up's ``git clone`` line follows the repository too.
 - for a class on its own JupyterHub: when ``[tool.metalearn-lite] jupyterhub = "https://HUB"`` is set in
   pyproject.toml, each index row also gets an nbgitpuller link, which clones (or updates) the repository into the
   student's hub home and opens the notebook in JupyterLab. Unset (the default), no hub links are written.
@@ -178,6 +179,10 @@ def first_heading(path: Path) -> str:
 def update_readme(text: str, repo: Repository, notebooks: List[Path], hub: Optional[str] = None) -> str:
     """Return the README with the top Binder badge and the notebook index rewritten (hub links when ``hub``)."""
     text = _replace_between(text, INDEX_START, INDEX_END, _index(text, repo, notebooks, hub))
+    # the set-up's first line: clone this repository (and branch, when it is not the default one)
+    branch = "" if repo.branch in ("main", "master") else f" --branch {repo.branch}"
+    text = re.sub(r"git clone( --branch \S+)? https://github\.com/\S+?\.git && cd \S+",
+                  f"git clone{branch} https://github.com/{repo.slug}.git && cd {repo.name}", text)
     top = f"[![Binder]({BINDER_BADGE})]({repo.binder_url()})"
     if TOP_START in text:
         return _replace_between(text, TOP_START, TOP_END, top)
