@@ -61,8 +61,9 @@ def test_setup_cell_follows_the_badges_prints_nothing_and_keeps_counts_in_order(
     assert executed == sorted(executed) and len(set(executed)) == len(executed)
 
 
-def run_setup_cell(source, monkeypatch, capsys, on_colab):
-    """Run the setup cell's IPython source; return (stdout, pip magics called, widget manager turned on)."""
+def run_setup_cell(source, monkeypatch, capsys, on_colab, ipywidgets_version="7.7.1"):
+    """Run the setup cell's IPython source under a fake Colab whose ipywidgets has ``ipywidgets_version`` (Colab ships
+    7.7.1); return (stdout, pip magics called, widget manager turned on)."""
     magics, enabled = [], []
 
     class Shell:
@@ -77,6 +78,7 @@ def run_setup_cell(source, monkeypatch, capsys, on_colab):
         google.colab = colab
         monkeypatch.setitem(sys.modules, "google", google)
         monkeypatch.setitem(sys.modules, "google.colab", colab)
+        monkeypatch.setitem(sys.modules, "ipywidgets", types.SimpleNamespace(__version__=ipywidgets_version))
     else:
         monkeypatch.delitem(sys.modules, "google.colab", raising=False)
     code = TransformerManager().transform_cell(source)
@@ -89,9 +91,17 @@ def test_setup_cell_does_nothing_off_colab(monkeypatch, capsys):
     assert (out, magics, enabled) == ("", [], [])
 
 
-def test_setup_cell_on_colab_installs_the_package_from_the_repository_and_enables_widgets(monkeypatch, capsys):
-    _, magics, enabled = run_setup_cell(update_links.setup_source(REPO), monkeypatch, capsys, on_colab=True)
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_setup_cell_on_colab_installs_the_package_and_keeps_colabs_own_widgets(path, monkeypatch, capsys):
+    _, _, setup = launch_cells(path)
+    _, magics, enabled = run_setup_cell(setup.source, monkeypatch, capsys, on_colab=True)
     assert magics == [("pip", f'install --quiet "metalearn-lite @ git+https://github.com/{REPO.slug}@{REPO.branch}"')]
+    assert enabled == []   # ipywidgets 7.7.1 draws core widgets itself; the custom manager breaks Output widgets
+
+
+def test_setup_cell_turns_on_colabs_widget_manager_only_for_ipywidgets_8(monkeypatch, capsys):
+    _, _, enabled = run_setup_cell(update_links.setup_source(REPO), monkeypatch, capsys, on_colab=True,
+                                   ipywidgets_version="8.1.5")
     assert enabled == [True]
 
 

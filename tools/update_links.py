@@ -5,8 +5,8 @@ that line and runs ``python tools/update_links.py``. What it writes, each found 
 changes nothing:
 
 - in every ``notebooks/NN_*.ipynb``: a badge cell at the top (Colab + Binder) and right after it the Colab setup
-  cell (on Colab only: install the package from the repository, turn on Colab's widget manager; elsewhere it does
-  nothing and prints nothing). Both carry ``"metalearn_lite": {"role": ...}`` in their cell metadata. Other cells
+  cell (on Colab only: install the package from the repository, and turn on Colab's custom widget manager only
+  under ipywidgets 8, since Colab's own 7.x needs none; elsewhere it does nothing and prints nothing). Both carry ``"metalearn_lite": {"role": ...}`` in their cell metadata. Other cells
   keep their sources, outputs and metadata; execution counts are renumbered 1..n in order (so the setup cell's
   count fits), and the ``execution_count`` of execute_result outputs follows its cell's count.
 - in README.md: a Binder badge between ``<!-- launch-badges:start -->``/``<!-- launch-badges:end -->`` under the
@@ -114,13 +114,17 @@ def badges_markdown(repo: Repository, notebook: str) -> str:
 
 
 def setup_source(repo: Repository) -> str:
+    # Colab's own ipywidgets 7 draws the core widgets the explorers use; its custom widget manager (needed only for
+    # ipywidgets 8) has display bugs with the Output widget the explorers draw through, so it is only turned on for 8.
     return "\n".join([
-        "# Colab only: install this course's package and turn on Colab's widget manager. Elsewhere: nothing.",
+        "# Colab only: install this course's package (and, with ipywidgets 8, Colab's widget manager). Elsewhere: nothing.",
         "import sys",
         'if "google.colab" in sys.modules:',
         f'    %pip install --quiet "{repo.pip_target()}"',
-        "    from google.colab import output",
-        "    output.enable_custom_widget_manager()",
+        "    import ipywidgets",
+        '    if int(ipywidgets.__version__.split(".")[0]) >= 8:',
+        "        from google.colab import output",
+        "        output.enable_custom_widget_manager()",
     ])
 
 
