@@ -72,7 +72,8 @@ def check_widgets_frontend() -> Check:
     """The browser side of ipywidgets: the JupyterLab extension (jupyterlab_widgets) or the classic one."""
     from .utils import in_colab
     if in_colab():
-        return Check("widgets in the browser", True, "Colab's own (ipywidgets 7 needs no widget manager; the setup cell turns it on for 8)")
+        return Check("widgets in the browser", True,
+                     "Colab's own (ipywidgets 7 needs no widget manager; the setup cell turns it on for 8)")
     found = [f"{name} {_version_of(name)}" for name in ("jupyterlab_widgets", "widgetsnbextension")
              if _import(name) is not None]
     if found:
