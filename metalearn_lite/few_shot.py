@@ -28,6 +28,7 @@ from typing import Dict, Iterator, NamedTuple, Optional, Sequence
 import numpy as np
 import torch
 from torch.nn import functional as F
+from tqdm.auto import tqdm
 
 from .grouped import grouped_forward
 from .maml import check_batch
@@ -210,13 +211,13 @@ def _support_statistics_forward(model: Conv4, params: Params, support_X: torch.T
 
 def evaluate_episodes(model: Conv4, params: Params, sampler, n_episodes: int = 600, inner_lr: float = 0.4,
                       inner_steps: int = 10, bn: str = "query", zero_head: bool = True,
-                      chunk: int = 50, adapt_chunk: int = 10) -> AccuracyEstimate:
+                      chunk: int = 50, adapt_chunk: int = 10, progress: bool = False) -> AccuracyEstimate:
     """Mean query accuracy after adaptation over ``n_episodes`` episodes from ``sampler``, with a 95% CI.
 
     ``sampler`` is an ``EpisodeSampler`` (its seed fixes the episodes); its ``meta_batch_size`` is ignored:
     episodes are drawn ``chunk`` at a time (which episodes a seed gives depends on it) and adapted ``adapt_chunk`` at
     a time (memory only: every episode is adapted on its own, so the result does not depend on it), on the device of
-    ``params`` (the GPU when they are there).
+    ``params`` (the GPU when they are there). ``progress``: a ``tqdm`` bar over the episodes (for long cells).
     """
     n_episodes = require_int("n_episodes", n_episodes, minimum=2)
     chunk = require_int("chunk", chunk, minimum=1)
@@ -226,6 +227,7 @@ def evaluate_episodes(model: Conv4, params: Params, sampler, n_episodes: int = 6
     device = params["head.weight"].device
     per_episode, n_diverged = [], 0
     saved_size = sampler.meta_batch_size
+    bar = tqdm(total=n_episodes, desc="episodes", disable=not progress, mininterval=0.5, leave=False)
     try:
         while len(per_episode) < n_episodes:
             sampler.meta_batch_size = min(chunk, n_episodes - len(per_episode))
@@ -235,8 +237,10 @@ def evaluate_episodes(model: Conv4, params: Params, sampler, n_episodes: int = 6
                 curve = adapt_tasks(model, params, part, inner_lr, inner_steps, bn, record_curve=False)
                 per_episode.extend((curve.predictions == part.query.y).float().mean(dim=1).tolist())
                 n_diverged += int(curve.diverged.sum())
+                bar.update(part.n_tasks)
     finally:
         sampler.meta_batch_size = saved_size
+        bar.close()
     if n_diverged:  # their predictions come from non-finite or exploded logits: the estimate is not meaningful
         warnings.warn(f"evaluate_episodes: adaptation diverged in {n_diverged} of {n_episodes} episodes with "
                       f"inner_lr={inner_lr:g}, inner_steps={inner_steps}: use a smaller inner_lr", RuntimeWarning,

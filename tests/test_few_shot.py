@@ -96,7 +96,8 @@ def test_challenge_classifier_runs_on_the_twenty_runs(small_model):
 def test_adapting_fewer_episodes_at_a_time_only_saves_memory(test_split, small_model):
     model, params = small_model
     estimates = [evaluate_episodes(model, params, EpisodeSampler(test_split, 5, 1, 3, 1, seed=3), 12, 0.4, 1,
-                                   chunk=12, adapt_chunk=adapt_chunk) for adapt_chunk in (12, 5, 1)]
-    assert estimates[0].mean == estimates[1].mean == estimates[2].mean
+                                   chunk=12, adapt_chunk=adapt_chunk, progress=adapt_chunk == 5)
+                 for adapt_chunk in (12, 5, 1)]
+    assert estimates[0].mean == estimates[1].mean == estimates[2].mean   # a progress bar changes nothing either
     with pytest.raises(ValueError, match="adapt_chunk must be an integer >= 1, got 0"):
         evaluate_episodes(model, params, EpisodeSampler(test_split, 5, 1, 3, 1, seed=3), 12, adapt_chunk=0)

@@ -16,6 +16,7 @@ from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from ..tasks import Split, TaskBatch
 from ..validation import require_choice
@@ -74,7 +75,7 @@ def load_challenge_runs(data_dir: Optional[PathLike] = None, download: bool = Tr
 
 def evaluate_challenge(classifier: Classifier, runs: Optional[Sequence[ChallengeRun]] = None,
                        images: str = "small", data_dir: Optional[PathLike] = None,
-                       download: bool = True) -> ChallengeResult:
+                       download: bool = True, progress: bool = False) -> ChallengeResult:
     """Score ``classifier`` on the 20 runs; return the error of each run and the mean.
 
     Parameters
@@ -83,11 +84,12 @@ def evaluate_challenge(classifier: Classifier, runs: Optional[Sequence[Challenge
     runs: the runs (default: ``load_challenge_runs(data_dir, download)``).
     images: ``"small"`` passes ``support_X, query_X`` (float tensors, 28x28); ``"ink"`` passes
         ``support_ink, query_ink`` (bool arrays, 105x105).
+    progress: a ``tqdm`` bar over the runs (for long cells).
     """
     require_choice("images", images, IMAGE_FORMS)
     runs = load_challenge_runs(data_dir, download) if runs is None else runs
     errors = []
-    for run in runs:
+    for run in tqdm(runs, desc="challenge runs", disable=not progress, leave=False):
         support, query = ((run.support_X, run.query_X) if images == "small" else (run.support_ink, run.query_ink))
         predictions = torch.as_tensor(np.asarray(classifier(support, query))).reshape(-1)
         if predictions.shape != run.query_y.shape:
