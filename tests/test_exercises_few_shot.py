@@ -38,3 +38,13 @@ def test_zero_head_checker(capsys):
     assert "1/n_way" in capsys.readouterr().out
     assert not check_zero_head_step(lambda f, y, n, lr: torch.zeros(3))
     assert "shape" in capsys.readouterr().out
+
+
+def test_starters_that_still_return_none_get_the_hint_and_a_list_slip_is_named(capsys):
+    assert not check_ci_half_width(lambda accuracies: None)
+    assert capsys.readouterr().out.startswith("Not answered yet -- hint: the standard error")
+    assert not check_zero_head_step(lambda features, labels, n_way, inner_lr: None)
+    assert capsys.readouterr().out.startswith("Not answered yet -- hint: at a zero head")
+    assert not check_ci_half_width(lambda accuracies: 1.96 * accuracies.std(ddof=1) / len(accuracies) ** 0.5)
+    out = capsys.readouterr().out
+    assert "AttributeError" in out and "Python list" in out and "np.asarray" in out

@@ -9,11 +9,16 @@ from ..few_shot import mean_with_ci
 from . import feedback, not_answered
 
 
+CI_HINT = ("the standard error of a mean of n values is std / sqrt(n) (use the sample standard deviation, ddof=1); "
+           "a 95% interval reaches 1.96 standard errors either side.")
+ZERO_HEAD_HINT = ("at a zero head every class gets probability 1/n_way, so the gradient of the mean cross-entropy for "
+                  "class c's weights is (1/N) * sum_i (1/n_way - [y_i == c]) phi_i.")
+
+
 def check_ci_half_width(function) -> bool:
     """``function(accuracies) -> half-width of the 95% confidence interval of their mean`` (normal approximation)."""
     if function is None:
-        return not_answered("the standard error of a mean of n values is std / sqrt(n) (use the sample standard "
-                            "deviation, ddof=1); a 95% interval reaches 1.96 standard errors either side.")
+        return not_answered(CI_HINT)
     if not callable(function):
         raise ValueError(f"pass your function itself (e.g. check_ci_half_width(ci_half_width)), "
                          f"got {type(function).__name__}")
@@ -23,7 +28,13 @@ def check_ci_half_width(function) -> bool:
     for values in cases:
         expected = mean_with_ci(values).ci95
         try:
-            answer = float(function(list(values)))
+            answer = function(list(values))
+            if answer is None:  # the starter still returns None
+                return not_answered(CI_HINT)
+            answer = float(answer)
+        except AttributeError as error:  # e.g. accuracies.std(ddof=1) on the list the function is given
+            return feedback(False, f"your function raised AttributeError: {error}. The accuracies arrive as a "
+                                   "Python list: convert them first, e.g. np.asarray(accuracies).")
         except Exception as error:  # a student's bug: say what happened, do not crash the cell
             return feedback(False, f"your function raised {type(error).__name__}: {error}")
         if abs(answer - expected) <= 1e-6 + 1e-4 * expected:
@@ -55,8 +66,7 @@ def zero_head_reference(features: torch.Tensor, labels: torch.Tensor, n_way: int
 def check_zero_head_step(function) -> bool:
     """``function(features, labels, n_way, inner_lr) -> (n_way, d)`` head weights after one step from zero."""
     if function is None:
-        return not_answered("at a zero head every class gets probability 1/n_way, so the gradient of the mean "
-                            "cross-entropy for class c's weights is (1/N) * sum_i (1/n_way - [y_i == c]) phi_i.")
+        return not_answered(ZERO_HEAD_HINT)
     if not callable(function):
         raise ValueError(f"pass your function itself, got {type(function).__name__}")
     generator = torch.Generator().manual_seed(3)
@@ -65,7 +75,10 @@ def check_zero_head_step(function) -> bool:
         labels = torch.arange(n_way).repeat_interleave(k_shot)
         expected = zero_head_reference(features, labels, n_way, 0.4)
         try:
-            answer = torch.as_tensor(function(features, labels, n_way, 0.4), dtype=torch.float64)
+            answer = function(features, labels, n_way, 0.4)
+            if answer is None:  # the starter still returns None
+                return not_answered(ZERO_HEAD_HINT)
+            answer = torch.as_tensor(answer, dtype=torch.float64)
         except Exception as error:
             return feedback(False, f"your function raised {type(error).__name__}: {error}")
         if answer.shape != expected.shape:
