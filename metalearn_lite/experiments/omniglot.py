@@ -372,7 +372,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Path:
     except NonFiniteLossError as error:
         stopping.diverged(PROG, error)
     except TrainingInterrupted as stop:
-        save = (lambda path: _save(path, args, stop.model, stop.history, stop.info, command, threads,
+        save = (lambda path, stop=stop: _save(path, args, stop.model, stop.history, stop.info, command, threads,
                                    interrupted=True)) if args.save_on_interrupt else None
         stopping.interrupted(args.out, stop.step, save, TASK_FAMILY)
     except KeyboardInterrupt:   # a second Ctrl-C: stopped at once, possibly inside a step
