@@ -37,7 +37,7 @@ from metalearn_lite.plots.sinusoid import explorer_figure  # noqa: E402
 from metalearn_lite.plots.style import apply_style  # noqa: E402
 from metalearn_lite.utils import default_device, limit_cpu_threads  # noqa: E402
 from metalearn_lite.plots.sinusoid import ExplorerFigure  # noqa: E402
-from metalearn_lite.widgets.sinusoid import MAX_STEPS, SinusoidExplorer  # noqa: E402
+from metalearn_lite.widgets.sinusoid import MAX_INNER_STEPS, SinusoidExplorer  # noqa: E402
 
 SESSION = [  # one control per move, as a student drags sliders; "task" = the new-task button
     ("inner_lr", 0.03), ("inner_lr", 0.1), ("inner_lr", 0.3), ("inner_lr", 1.0), ("inner_steps", 20),
@@ -82,7 +82,7 @@ def main() -> None:
         fig.canvas.draw()
         plt.close(fig)
 
-    spare = ExplorerFigure(names=list(explorer.starts), max_steps=MAX_STEPS)  # same moves, its own cache
+    spare = ExplorerFigure(names=list(explorer.starts), max_inner_steps=MAX_INNER_STEPS)  # same moves, its own cache
 
     def render_only(values, data):
         spare.render(data)

@@ -18,7 +18,7 @@ from torch import nn
 from torch.func import functional_call, vmap
 
 from . import maml
-from .descent import BLOWUP, first_divergence
+from .divergence import BLOWUP, first_divergence
 from .models import MLP
 from .tasks import SinusoidTasks, Split, TaskBatch
 from .validation import require_float, require_int
@@ -65,12 +65,12 @@ class FineTuneCurves:
     """Adaptation curves from one starting point over a batch of tasks (see ``fine_tune``).
 
     ``query_losses`` and ``support_losses`` have shape ``(n_tasks, n + 1)``: entry ``[:, i]`` after ``i`` steps.
-    When the mean curve diverged, ``n < steps`` (the data stop before the blow-up) and ``diverged_at`` says where.
+    When the mean curve diverged, ``n < inner_steps`` (the data stop before the blow-up) and ``diverged_at`` says where.
     ``params`` are the adapted parameters (leading task dimension), or None when the run diverged.
     """
 
-    steps: int
-    lr: float
+    inner_steps: int
+    inner_lr: float
     support_losses: np.ndarray
     query_losses: np.ndarray
     diverged: bool
@@ -83,7 +83,7 @@ class FineTuneCurves:
         return self.query_losses.mean(axis=0)
 
 
-def fine_tune(model: nn.Module, params, batch: TaskBatch, lr: float, steps: int, loss: str = "mse",
+def fine_tune(model: nn.Module, params, batch: TaskBatch, inner_lr: float, inner_steps: int, loss: str = "mse",
               blowup: float = BLOWUP) -> FineTuneCurves:
     """Plain gradient descent on each task's support set from ``params``; the loss curves on support and query.
 
@@ -91,7 +91,7 @@ def fine_tune(model: nn.Module, params, batch: TaskBatch, lr: float, steps: int,
     The run counts as diverged when the mean support or query loss becomes non-finite or grows beyond
     ``blowup`` times its initial value.
     """
-    result = maml.adapt(model, params, batch, lr, steps, loss)
+    result = maml.adapt(model, params, batch, inner_lr, inner_steps, loss)
     support = result.support_losses.detach().double().cpu().numpy()
     query = result.query_losses.detach().double().cpu().numpy()
     with np.errstate(invalid="ignore", over="ignore"):
@@ -99,8 +99,9 @@ def fine_tune(model: nn.Module, params, batch: TaskBatch, lr: float, steps: int,
     stops = [s for s in stops if s is not None]
     diverged_at = min(stops) if stops else None
     if diverged_at is not None:
-        return FineTuneCurves(steps, lr, support[:, :diverged_at], query[:, :diverged_at], True, diverged_at, None)
-    return FineTuneCurves(steps, lr, support, query, False, None, result.params)
+        return FineTuneCurves(inner_steps, inner_lr, support[:, :diverged_at], query[:, :diverged_at], True,
+                              diverged_at, None)
+    return FineTuneCurves(inner_steps, inner_lr, support, query, False, None, result.params)
 
 
 def predict(model: nn.Module, params, x: torch.Tensor) -> torch.Tensor:
@@ -133,8 +134,8 @@ class FineTuningView:
         return {name: curve.diverged for name, curve in self.curves.items()}
 
 
-def fine_tuning_data(starts: Dict[str, dict], task_seed: int = 0, k_shot: int = 5, lr: float = 0.01,
-                     steps: int = 10, model: Optional[nn.Module] = None, tasks: Optional[SinusoidTasks] = None,
+def fine_tuning_data(starts: Dict[str, dict], task_seed: int = 0, k_shot: int = 5, inner_lr: float = 0.01,
+                     inner_steps: int = 10, model: Optional[nn.Module] = None, tasks: Optional[SinusoidTasks] = None,
                      n_grid: int = 200) -> FineTuningView:
     """The fine-tuning explorer's plain function: sample one sinusoid task, fine-tune from each start.
 
@@ -142,7 +143,7 @@ def fine_tuning_data(starts: Dict[str, dict], task_seed: int = 0, k_shot: int = 
     ----------
     starts: name -> parameter dict of ``model`` (e.g. ``{"random": ..., "pretrained": ...}``).
     task_seed: which task (the task and its ``k_shot`` support points are drawn with this seed).
-    lr, steps: the fine-tuning learning rate and number of gradient steps.
+    inner_lr, inner_steps: the fine-tuning learning rate and number of gradient steps (the inner loop's).
     The query set is a dense grid over the input range, so the query loss is the error on the whole curve.
     """
     task_seed = require_int("task_seed", task_seed, minimum=0)
@@ -156,7 +157,7 @@ def fine_tuning_data(starts: Dict[str, dict], task_seed: int = 0, k_shot: int = 
     dense = TaskBatch(batch.support, Split(x, truth), batch.info)
     curves, fits = {}, {}
     for name, params in starts.items():
-        curves[name] = fine_tune(model, params, dense, lr, steps)
+        curves[name] = fine_tune(model, params, dense, inner_lr, inner_steps)
         adapted = curves[name].params
         fits[name] = None if adapted is None else predict(model, adapted, x[0])[0, :, 0].cpu().numpy()
     first = lambda t: t[0, :, 0].cpu().numpy()  # noqa: E731 - task 0, as a flat NumPy array

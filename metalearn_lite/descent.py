@@ -14,10 +14,9 @@ from typing import Callable, Dict, Optional, Sequence
 
 import numpy as np
 
+from .divergence import BLOWUP, first_divergence
 from .validation import require_choice, require_float, require_int
 
-BLOWUP = 1e6
-"""A loss this many times larger than at the start (or non-finite) counts as diverged."""
 
 
 @dataclass(frozen=True)
@@ -152,21 +151,6 @@ def get_objective(objective) -> Objective:
     if isinstance(objective, Objective):
         return objective
     return objectives()[require_choice("objective", objective, OBJECTIVE_NAMES)]
-
-
-def first_divergence(losses, blowup: float = BLOWUP, reference: Optional[float] = None) -> Optional[int]:
-    """Index of the first loss that is non-finite or larger than ``blowup * max(|reference|, 1)``; else None.
-
-    ``reference`` defaults to the first loss. Works on 1-D arrays; the shared divergence rule of the package.
-    """
-    losses = np.asarray(losses, dtype=float).reshape(-1)
-    if losses.size == 0:
-        return None
-    scale = abs(losses[0] if reference is None else reference)
-    limit = blowup * max(scale if np.isfinite(scale) else 1.0, 1.0)
-    with np.errstate(invalid="ignore"):
-        bad = ~np.isfinite(losses) | (np.abs(losses) > limit)
-    return int(np.argmax(bad)) if bad.any() else None
 
 
 def gradient_descent(objective, lr: float, steps: int, start=None, blowup: float = BLOWUP) -> DescentPath:

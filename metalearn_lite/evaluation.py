@@ -21,8 +21,9 @@ from torch import nn
 from torch.func import functional_call, vmap
 
 from . import maml
+from .batch_checks import check_batch, check_inner_loop
 from .baselines import FineTuneCurves, FineTuningView
-from .descent import BLOWUP, first_divergence
+from .divergence import BLOWUP, blew_up, diverged_tasks, first_divergence
 from .models import MLP
 from .tasks import SinusoidTasks, Split, TaskBatch
 from .train import load_checkpoint
@@ -58,7 +59,7 @@ class Evaluation:
         return self.query_losses.shape[0]
 
     @property
-    def max_steps(self) -> int:
+    def inner_steps(self) -> int:
         return self.query_losses.shape[1] - 1
 
     def mean(self, steps: int) -> float:
@@ -70,20 +71,15 @@ class Evaluation:
         column = self.query_losses[:, steps]
         return float(1.96 * column.std(ddof=1) / math.sqrt(len(column))) if len(column) > 1 else float("nan")
 
-    def n_diverged(self, steps: int, blowup: float = 100.0) -> int:
-        """Tasks whose error after ``steps`` steps is non-finite or over ``blowup`` times its error at step 0."""
-        with np.errstate(invalid="ignore", over="ignore"):
-            column, start = self.query_losses[:, steps], self.query_losses[:, 0]
-            return int(np.sum(~np.isfinite(column) | (column > blowup * start)))
+    def n_diverged(self, steps: int, blowup: float = BLOWUP) -> int:
+        """Tasks whose error after ``steps`` steps blew up (the package's rule, ``divergence.blew_up``)."""
+        return int(blew_up(self.query_losses[:, steps], self.query_losses[:, 0], blowup).sum())
 
-    def diverged_tasks(self, blowup: float = 100.0) -> np.ndarray:
-        """Indices of the tasks whose error at any step is non-finite or over ``blowup`` times its step-0 error."""
-        with np.errstate(invalid="ignore", over="ignore"):
-            bad = ~np.isfinite(self.query_losses).all(axis=1)
-            bad |= (self.query_losses > blowup * self.query_losses[:, :1]).any(axis=1)
-        return np.flatnonzero(bad)
+    def diverged_tasks(self, blowup: float = BLOWUP) -> np.ndarray:
+        """Indices of the tasks whose error blew up at any step (``divergence.diverged_tasks``)."""
+        return np.flatnonzero(diverged_tasks(self.query_losses, blowup))
 
-    def mean_without_diverged(self, steps: int, blowup: float = 100.0) -> float:
+    def mean_without_diverged(self, steps: int, blowup: float = BLOWUP) -> float:
         """Mean query MSE after ``steps`` steps over the tasks where fine-tuning did not blow up."""
         keep = np.ones(self.n_tasks, dtype=bool)
         keep[self.diverged_tasks(blowup)] = False
@@ -95,7 +91,7 @@ class Evaluation:
 
     @property
     def mean_curve(self) -> np.ndarray:
-        """Mean query MSE at every step 0..max_steps."""
+        """Mean query MSE at every step 0..inner_steps."""
         return self.query_losses.mean(axis=0)
 
 
@@ -111,22 +107,22 @@ def evaluation_tasks(n_tasks: int = 600, k_shot: int = 5, k_query: int = 100, se
 
 
 def evaluate(model: nn.Module, params: Mapping[str, torch.Tensor], batch: TaskBatch, inner_lr: float = 0.01,
-             max_steps: int = 10, name: str = "") -> Evaluation:
-    """Fine-tune ``params`` on each task's support set for ``max_steps`` steps of size ``inner_lr``; record the
+             inner_steps: int = 10, name: str = "") -> Evaluation:
+    """Fine-tune ``params`` on each task's support set for ``inner_steps`` steps of size ``inner_lr``; record the
     query MSE after every step (batched over tasks with ``maml.adapt``)."""
     inner_lr = require_float("inner_lr", inner_lr, positive=True)
-    max_steps = require_int("max_steps", max_steps, minimum=0)
-    result = maml.adapt(model, dict(params), batch, inner_lr, max_steps, "mse")
+    inner_steps = require_int("inner_steps", inner_steps, minimum=0)
+    result = maml.adapt(model, dict(params), batch, inner_lr, inner_steps, "mse")
     return Evaluation(name, batch.support.X.shape[1], inner_lr, result.query_losses.detach().double().cpu().numpy())
 
 
 def compare(model: nn.Module, starts: Mapping[str, Mapping[str, torch.Tensor]], k_shot: int = 5,
-            inner_lr: float = 0.01, max_steps: int = 10, n_tasks: int = 600, k_query: int = 100,
+            inner_lr: float = 0.01, inner_steps: int = 10, n_tasks: int = 600, k_query: int = 100,
             seed: int = EVAL_SEED) -> Dict[str, Evaluation]:
     """Evaluate several initialisations (name -> parameter dict) on the same fixed tasks."""
     device = next(iter(next(iter(starts.values())).values())).device
     batch = evaluation_tasks(n_tasks, k_shot, k_query, seed, device=device)
-    return {name: evaluate(model, params, batch, inner_lr, max_steps, name) for name, params in starts.items()}
+    return {name: evaluate(model, params, batch, inner_lr, inner_steps, name) for name, params in starts.items()}
 
 
 def checkpoint_path(name: str) -> Path:
@@ -217,48 +213,33 @@ def adapt_starts(model: nn.Module, starts: Mapping[str, Mapping[str, torch.Tenso
 
     The same numbers as ``maml.adapt`` start by start (tested), but one forward/backward per step for every
     start and task together: the (start, task) pairs are stacked on a leading dimension, the forward pass is
-    ``vmap``-ed over it and ordinary autograd differentiates the *sum* of the per-pair losses, whose gradient with
-    respect to each pair's own parameters is that pair's own gradient. For models without batch norm.
+    ``vmap``-ed over it and the engine's ``maml.inner_update`` differentiates the *sum* of the per-pair losses,
+    whose gradient with respect to each pair's own parameters is that pair's own gradient.
     A diverging learning rate gives non-finite numbers here, never an exception.
     """
-    inner_lr, inner_steps = maml.check_inner_loop(inner_lr, inner_steps)
+    inner_lr, inner_steps = check_inner_loop(inner_lr, inner_steps)
     names, n_tasks = list(starts), batch.n_tasks
     if not names:
         raise ValueError("starts must name at least one initialisation (name -> parameter dict)")
     for name in names:
         require_finite(f"starts[{name!r}]", require_params(starts[name], model, f"starts[{name!r}]"))
-    batch = maml.check_batch(batch, model, starts[names[0]], "mse")
-    n_pairs = len(names) * n_tasks
+    batch = check_batch(batch, model, starts[names[0]], "mse")
     params = {key: torch.stack([starts[name][key].detach() for name in names]).repeat_interleave(n_tasks, dim=0)
               for key in starts[names[0]]}
     tile = lambda t: t.repeat(len(names), *([1] * (t.dim() - 1)))  # noqa: E731  (start-major, like params)
-    support_X, support_y, query_X, query_y = map(tile, maml._tensors(batch))
-    forward = vmap(lambda p, x: functional_call(model, p, (x,)))
-    support_losses, query_losses, predictions = [], [], []
-    for step in range(inner_steps + 1):
-        with torch.no_grad():
-            query_pred = forward(params, query_X)
-            query_losses.append(_per_pair_mse(query_pred, query_y))
-            if keep_predictions:
-                predictions.append(query_pred.reshape(n_pairs, -1))
-        with torch.enable_grad():
-            leaves = {key: p.detach().requires_grad_(True) for key, p in params.items()}
-            losses = _per_pair_mse(forward(leaves, support_X), support_y)
-            support_losses.append(losses.detach())
-            if step == inner_steps:
-                break
-            grads = torch.autograd.grad(losses.sum(), list(leaves.values()))
-        params = {key: p.detach() - inner_lr * g for (key, p), g in zip(leaves.items(), grads)}
+    support_X, support_y, query_X, query_y = map(tile, maml.batch_tensors(batch))
+    pairs = vmap(lambda p, x: functional_call(model, p, (x,)))  # every (start, task) pair with its own weights
+    result = maml.adaptation_curves(model, params, Split(support_X, support_y), Split(query_X, query_y), inner_lr,
+                                    inner_steps, "mse", forward=pairs, keep_predictions=keep_predictions)
 
-    def shaped(values, *trailing):
-        return torch.stack(values, dim=1).reshape(len(names), n_tasks, inner_steps + 1, *trailing)
+    def by_start(values):  # (pairs, ...) -> (starts, tasks, ...)
+        return _numpy(values).reshape(len(names), n_tasks, *values.shape[1:])
 
-    return StartsAdaptation(names, inner_lr, _numpy(shaped(support_losses)), _numpy(shaped(query_losses)),
-                            _numpy(shaped(predictions, -1)) if keep_predictions else None)
-
-
-def _per_pair_mse(prediction: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return (prediction - y).pow(2).reshape(prediction.shape[0], -1).mean(dim=1)
+    predictions = None
+    if keep_predictions:  # (steps, pairs, points, 1) -> (starts, tasks, steps, points)
+        predictions = by_start(result.query_predictions[..., 0].transpose(0, 1))
+    return StartsAdaptation(names, inner_lr, by_start(result.support_losses), by_start(result.query_losses),
+                            predictions)
 
 
 def _numpy(t: torch.Tensor) -> np.ndarray:
@@ -298,11 +279,11 @@ def explorer_data(model: nn.Module, starts: Mapping[str, Mapping[str, torch.Tens
     the first K of them, so more shots add points to the same task. The query set is a dense grid over the input
     range (the error on the whole curve). Computed on the device of ``starts`` (the GPU when they are there).
     A start counts as diverged when its support or query loss becomes non-finite or grows beyond ``blowup``
-    times its initial value (the package's rule, ``descent.first_divergence``).
+    times its initial value (the package's rule, ``divergence.first_divergence``).
     """
     k_shot = require_int("k_shot", k_shot, minimum=1, maximum=MAX_K_SHOT)
     task_seed = require_int("task_seed", task_seed, minimum=0)
-    inner_lr, inner_steps = maml.check_inner_loop(inner_lr, inner_steps)
+    inner_lr, inner_steps = check_inner_loop(inner_lr, inner_steps)
     tasks = tasks or SinusoidTasks()
     device = next(iter(next(iter(starts.values())).values())).device
     generator = torch.Generator().manual_seed(task_seed)

@@ -22,25 +22,24 @@ from __future__ import annotations
 
 import math
 import warnings
-from itertools import islice
+from itertools import count, islice
 from typing import Dict, Iterator, NamedTuple, Optional, Sequence
 
 import numpy as np
 import torch
-from torch.nn import functional as F
 from tqdm.auto import tqdm
 
+from . import maml
+from .batch_checks import check_batch
+from .divergence import BLOWUP, blew_up
 from .grouped import grouped_forward
-from .maml import check_batch
+from .losses import task_losses
 from .models import Conv4
 from .tasks import Split, TaskBatch
 from .validation import require_choice, require_finite, require_float, require_int, require_params
 
 Params = Dict[str, torch.Tensor]
 BN_MODES = ("query", "support")
-BLOWUP = 100.0
-"""A support loss this many times above its start (at least 1 nat) or non-finite counts as diverged: at chance a
-cross-entropy is log(n_way), about 1.6 nats for 5 classes, so 100x means wildly confident wrong predictions."""
 
 
 class FewShotCurve(NamedTuple):
@@ -105,11 +104,11 @@ class AdaptationStep(NamedTuple):
 
 def adaptation_steps(model: Conv4, params: Params, batch: TaskBatch, inner_lr: float, bn: str = "query",
                      measure_queries: bool = True, blowup: float = BLOWUP) -> Iterator[AdaptationStep]:
-    """Yield the state after 0, 1, 2, ... plain SGD steps on each task's support set (first order), endlessly.
+    """Yield the state after 0, 1, 2, ... plain SGD steps (``maml.inner_update``, first order) on each task's
+    support set, endlessly.
 
-    The gradient for step ``i + 1`` is only computed when the next state is asked for, so taking ``k + 1`` states
-    costs exactly ``k`` steps (the explorer continues a cached generator when a student adds steps).
-    Everything is checked here, when called, not at the first step.
+    Each state is computed when it is asked for (the explorer continues a cached generator when a student adds
+    steps). Everything is checked here, when called, not at the first step.
     """
     inner_lr = require_float("inner_lr", inner_lr, positive=True)
     bn = require_choice("bn", bn, BN_MODES)
@@ -120,33 +119,16 @@ def adaptation_steps(model: Conv4, params: Params, batch: TaskBatch, inner_lr: f
 
 
 def _adaptation_steps(model, params, batch, inner_lr, bn, measure_queries, blowup) -> Iterator[AdaptationStep]:
-    n_tasks, device = batch.n_tasks, batch.support.X.device
-    nan = torch.full((n_tasks,), float("nan"), device=device)
-    fast = {name: p.detach().unsqueeze(0).repeat(n_tasks, *([1] * p.dim())) for name, p in params.items()}
-    diverged = torch.zeros(n_tasks, dtype=torch.bool, device=device)
-    limit = None
-    step = 0
-    while True:
+    tracker = _DivergenceTracker(batch.n_tasks, batch.support.X.device, blowup)
+    fast = task_copies(params, batch.n_tasks)
+    for step in count():
         predictions = accuracies = None
         if measure_queries:
-            with torch.no_grad():
-                logits = query_logits(model, fast, batch, bn)
-            predictions = logits.argmax(dim=-1)
-            diverged = diverged | ~torch.isfinite(logits).all(dim=-1).all(dim=-1)
-            accuracies = torch.where(diverged, nan, (predictions == batch.query.y).float().mean(dim=1))
-        leaves = {name: p.requires_grad_(True) for name, p in fast.items()}
-        with torch.enable_grad():
-            logits = grouped_forward(model, leaves, batch.support.X)
-            per_task = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.support.y.reshape(-1),
-                                       reduction="none").reshape(n_tasks, -1).mean(dim=1)
-        losses = per_task.detach()
-        limit = blowup * losses.clamp(min=1.0) if limit is None else limit
-        diverged = diverged | ~torch.isfinite(losses) | (losses > limit)
-        yield AdaptationStep(step, {name: p.detach() for name, p in leaves.items()}, predictions, accuracies,
-                             torch.where(diverged, nan, losses), diverged.clone())
-        grads = torch.autograd.grad(per_task.sum(), list(leaves.values()))
-        fast = {name: (p - inner_lr * g).detach() for (name, p), g in zip(leaves.items(), grads)}
-        step += 1
+            predictions, accuracies = tracker.score_queries(query_logits(model, fast, batch, bn), batch.query.y)
+        adapted, losses = maml.inner_update(model, fast, batch.support, inner_lr, "cross_entropy", True,
+                                            stacked_forward(model))
+        yield AdaptationStep(step, fast, predictions, accuracies, tracker.support(losses), tracker.diverged.clone())
+        fast = adapted
 
 
 def adapt_tasks(model: Conv4, params: Params, batch: TaskBatch, inner_lr: float, inner_steps: int,
@@ -158,55 +140,69 @@ def adapt_tasks(model: Conv4, params: Params, batch: TaskBatch, inner_lr: float,
     params: the initialisation (a dict without task dimension), head already of size ``n_way``.
     bn: ``"query"`` (transductive) or ``"support"`` batch statistics for the query images (module docstring).
     record_curve: measure query accuracy after every step (``False``: only after the last one, faster).
-    blowup: a task whose support loss exceeds ``blowup * max(first loss, 1)`` is marked diverged (``BLOWUP``).
+    blowup: a task whose support loss exceeds ``blowup * max(first loss, 1)`` is marked diverged (``divergence``).
     """
     inner_steps = require_int("inner_steps", inner_steps, minimum=0)
-    states = list(islice(adaptation_steps(model, params, batch, inner_lr, bn, record_curve, blowup),
-                         inner_steps + 1))
-    last = states[-1]
     if record_curve:
-        predictions = last.predictions
-        accuracies = torch.stack([state.query_accuracies for state in states], dim=1)
-    else:
-        with torch.no_grad():
-            logits = query_logits(model, last.params, batch, bn)
+        states = list(islice(adaptation_steps(model, params, batch, inner_lr, bn, True, blowup), inner_steps + 1))
+        return FewShotCurve(torch.stack([state.query_accuracies for state in states], dim=1),
+                            torch.stack([state.support_losses for state in states], dim=1), states[-1].predictions,
+                            states[-1].diverged)
+    # Only the last step is scored: the inner loop, then one forward on each set (no gradient after the last step).
+    inner_lr = require_float("inner_lr", inner_lr, positive=True)
+    bn = require_choice("bn", bn, BN_MODES)
+    params = require_params(params, model)
+    require_finite("params", params)
+    batch = check_batch(batch, model, params, "cross_entropy")
+    tracker = _DivergenceTracker(batch.n_tasks, batch.support.X.device, blowup)
+    fast, support_losses = task_copies(params, batch.n_tasks), []
+    for _ in range(inner_steps):
+        fast, losses = maml.inner_update(model, fast, batch.support, inner_lr, "cross_entropy", True,
+                                         stacked_forward(model))
+        support_losses.append(tracker.support(losses))
+    with torch.no_grad():
+        losses = task_losses("cross_entropy", stacked_forward(model)(fast, batch.support.X), batch.support.y)
+    support_losses.append(tracker.support(losses))
+    predictions, accuracies = tracker.score_queries(query_logits(model, fast, batch, bn), batch.query.y)
+    return FewShotCurve(accuracies.unsqueeze(1), torch.stack(support_losses, dim=1), predictions, tracker.diverged)
+
+
+class _DivergenceTracker:
+    """Which tasks have diverged so far (the package's rule, ``divergence.blew_up``, on the support loss, and
+    non-finite query logits); their numbers become NaN."""
+
+    def __init__(self, n_tasks: int, device, blowup: float):
+        self.diverged = torch.zeros(n_tasks, dtype=torch.bool, device=device)
+        self.start, self.blowup = None, blowup
+
+    def support(self, losses: torch.Tensor) -> torch.Tensor:
+        self.start = losses if self.start is None else self.start
+        self.diverged = self.diverged | blew_up(losses, self.start, self.blowup)
+        return torch.where(self.diverged, torch.full_like(losses, float("nan")), losses)
+
+    def score_queries(self, logits: torch.Tensor, y: torch.Tensor) -> tuple:
         predictions = logits.argmax(dim=-1)
-        correct = (predictions == batch.query.y).float().mean(dim=1)
-        accuracies = torch.where(last.diverged, torch.full_like(correct, float("nan")), correct).unsqueeze(1)
-    return FewShotCurve(accuracies, torch.stack([state.support_losses for state in states], dim=1), predictions,
-                        last.diverged)
+        self.diverged = self.diverged | ~torch.isfinite(logits).all(dim=-1).all(dim=-1)
+        correct = (predictions == y).float().mean(dim=1)
+        return predictions, torch.where(self.diverged, torch.full_like(correct, float("nan")), correct)
+
+
+def task_copies(params: Params, n_tasks: int) -> Params:
+    """``params`` repeated along a new leading task dimension (each task adapts its own copy)."""
+    return {name: p.detach().unsqueeze(0).repeat(n_tasks, *([1] * p.dim())) for name, p in params.items()}
+
+
+def stacked_forward(model: Conv4):
+    """The engine's forward pass for task-stacked parameters: all tasks in one grouped Conv4 (``grouped.py``)."""
+    return lambda params, X: grouped_forward(model, params, X)
 
 
 def query_logits(model: Conv4, params: Params, batch: TaskBatch, bn: str = "query") -> torch.Tensor:
-    """Logits ``(n_tasks, n_query, n_way)`` of the query images for task-stacked ``params``."""
-    if bn == "query":
-        return grouped_forward(model, params, batch.query.X)
-    return _support_statistics_forward(model, params, batch.support.X, batch.query.X)
-
-
-def _support_statistics_forward(model: Conv4, params: Params, support_X: torch.Tensor,
-                                query_X: torch.Tensor) -> torch.Tensor:
-    """Grouped Conv4 forward in which every batch norm normalises the query with the support set's statistics."""
-    n_tasks = support_X.shape[0]
-
-    def stack(X):  # (T, N, C, H, W) -> (N, T*C, H, W)
-        return X.transpose(0, 1).reshape(X.shape[1], n_tasks * X.shape[2], *X.shape[3:])
-
-    h_s, h_q = stack(support_X), stack(query_X)
-    for index, block in enumerate(model.features):
-        conv, norm = block[0], block[1]
-        prefix = f"features.{index}."
-        weight = params[prefix + "0.weight"]
-        w, b = weight.reshape(-1, *weight.shape[2:]), params[prefix + "0.bias"].reshape(-1)
-        h_s = F.conv2d(h_s, w, b, padding=conv.padding, groups=n_tasks)
-        h_q = F.conv2d(h_q, w, b, padding=conv.padding, groups=n_tasks)
-        var, mean = torch.var_mean(h_s, dim=(0, 2, 3), unbiased=False)
-        gamma, beta = params[prefix + "1.weight"].reshape(-1), params[prefix + "1.bias"].reshape(-1)
-        h_s = F.batch_norm(h_s, None, None, gamma, beta, training=True, eps=norm.eps)
-        h_q = F.batch_norm(h_q, mean, var, gamma, beta, training=False, eps=norm.eps)
-        h_s, h_q = F.max_pool2d(F.relu(h_s), 2), F.max_pool2d(F.relu(h_q), 2)
-    h_q = h_q.reshape(h_q.shape[0], n_tasks, -1).transpose(0, 1)
-    return torch.baddbmm(params["head.bias"].unsqueeze(1), h_q, params["head.weight"].transpose(1, 2))
+    """Logits ``(n_tasks, n_query, n_way)`` of the query images for task-stacked ``params`` (no gradient)."""
+    with torch.no_grad():
+        if bn == "query":
+            return grouped_forward(model, params, batch.query.X)
+        return grouped_forward(model, params, batch.query.X, statistics_from=batch.support.X)
 
 
 def evaluate_episodes(model: Conv4, params: Params, sampler, n_episodes: int = 600, inner_lr: float = 0.4,

@@ -13,7 +13,7 @@ Supported: ``Conv4``; ``nn.Sequential`` conv nets of ``Conv2d``, ``BatchNorm2d``
 
 from __future__ import annotations
 
-from typing import Dict
+from typing import Dict, Optional
 
 import torch
 from torch import nn
@@ -33,44 +33,78 @@ def supports_grouped(model: nn.Module) -> bool:
     return isinstance(leaves[0], nn.Conv2d) or (dense and isinstance(leaves[0], nn.Linear))
 
 
-def grouped_forward(model: nn.Module, params: Params, X: torch.Tensor) -> torch.Tensor:
-    """Outputs for every task: ``params`` have a leading task dim ``T``, ``X`` has shape ``(T, N, C, H, W)``.
+def grouped_forward(model: nn.Module, params: Params, X: torch.Tensor,
+                    statistics_from: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Outputs for every task: ``params`` have a leading task dim ``T``, ``X`` has shape ``(T, N, C, H, W)``
+    (or ``(T, N, features)`` for a dense network). Returns ``(T, N, out_features)``.
 
-    Returns ``(T, N, out_features)``.
+    ``statistics_from``: other inputs of the same tasks, e.g. the support images ``(T, K, C, H, W)``; every batch
+    norm then normalises ``X`` with *their* batch statistics instead of ``X``'s own (non-transductive evaluation:
+    each query image is classified on its own).
     """
-    n_tasks, n_examples = X.shape[:2]
+    n_tasks = X.shape[0]
     if X.dim() == 3:  # a dense network on (T, N, features): per-task weights are batched matrix products
-        return _run(model, "", params, X, n_tasks)
-    # (T, N, C, H, W) -> (N, T*C, H, W): task t owns channels [t*C, (t+1)*C).
-    h = X.transpose(0, 1).reshape(n_examples, n_tasks * X.shape[2], *X.shape[3:])
+        return _run(model, "", params, _Activations(X, None), n_tasks).h
+    h = _Activations(_stack_tasks(X), None if statistics_from is None else _stack_tasks(statistics_from))
     if isinstance(model, Conv4):
         h = _run(model.features, "features.", params, h, n_tasks)
-        h = h.reshape(n_examples, n_tasks, -1).transpose(0, 1)  # back to (T, N, features)
-        return _linear(params["head.weight"], params["head.bias"], h)
-    return _run(model, "", params, h, n_tasks)
+        features = h.h.reshape(h.h.shape[0], n_tasks, -1).transpose(0, 1)  # back to (T, N, features)
+        return _linear(params["head.weight"], params["head.bias"], features)
+    return _run(model, "", params, h, n_tasks).h
 
 
-def _run(module: nn.Module, prefix: str, params: Params, h: torch.Tensor, n_tasks: int) -> torch.Tensor:
+class _Activations:
+    """The activations ``h`` on their way through the network, and those of the reference batch whose batch
+    statistics normalise them (None: ``h``'s own)."""
+
+    def __init__(self, h: torch.Tensor, reference: Optional[torch.Tensor]):
+        self.h, self.reference = h, reference
+
+    def map(self, layer) -> "_Activations":
+        return _Activations(layer(self.h), None if self.reference is None else layer(self.reference))
+
+
+def _stack_tasks(X: torch.Tensor) -> torch.Tensor:
+    """(T, N, C, H, W) -> (N, T*C, H, W): task t owns channels [t*C, (t+1)*C)."""
+    return X.transpose(0, 1).reshape(X.shape[1], X.shape[0] * X.shape[2], *X.shape[3:])
+
+
+def _run(module: nn.Module, prefix: str, params: Params, h: _Activations, n_tasks: int) -> _Activations:
     for name, child in module.named_children():
         path = f"{prefix}{name}."
         if isinstance(child, nn.Sequential):
             h = _run(child, path, params, h, n_tasks)
-        elif isinstance(child, nn.Conv2d):
-            weight = params[path + "weight"]
-            h = F.conv2d(h, weight.reshape(-1, *weight.shape[2:]), params[path + "bias"].reshape(-1),
-                         stride=child.stride, padding=child.padding, groups=n_tasks)
         elif isinstance(child, nn.BatchNorm2d):
-            h = F.batch_norm(h, None, None, params[path + "weight"].reshape(-1), params[path + "bias"].reshape(-1),
-                             training=True, eps=child.eps)
-        elif isinstance(child, nn.ReLU):
-            h = F.relu(h)
-        elif isinstance(child, nn.MaxPool2d):
-            h = F.max_pool2d(h, child.kernel_size, child.stride)
-        elif isinstance(child, nn.Flatten):
-            h = h.reshape(h.shape[0], n_tasks, -1).transpose(0, 1)
-        elif isinstance(child, nn.Linear):
-            h = _linear(params[path + "weight"], params[path + "bias"], h)
+            h = _batch_norm(h, params[path + "weight"].reshape(-1), params[path + "bias"].reshape(-1), child.eps)
+        else:
+            h = h.map(_layer(child, path, params, n_tasks))
     return h
+
+
+def _layer(child: nn.Module, path: str, params: Params, n_tasks: int):
+    """The function one layer applies to the task-stacked activations."""
+    if isinstance(child, nn.Conv2d):
+        weight = params[path + "weight"]
+        w, b = weight.reshape(-1, *weight.shape[2:]), params[path + "bias"].reshape(-1)
+        return lambda h: F.conv2d(h, w, b, stride=child.stride, padding=child.padding, groups=n_tasks)
+    if isinstance(child, nn.ReLU):
+        return F.relu
+    if isinstance(child, nn.MaxPool2d):
+        return lambda h: F.max_pool2d(h, child.kernel_size, child.stride)
+    if isinstance(child, nn.Flatten):
+        return lambda h: h.reshape(h.shape[0], n_tasks, -1).transpose(0, 1)
+    if isinstance(child, nn.Linear):
+        return lambda h: _linear(params[path + "weight"], params[path + "bias"], h)
+    raise TypeError(f"no grouped implementation of {type(child).__name__}")
+
+
+def _batch_norm(h: _Activations, gamma: torch.Tensor, beta: torch.Tensor, eps: float) -> _Activations:
+    """Batch norm with batch statistics: of ``h`` itself, or of its reference batch when there is one."""
+    if h.reference is None:
+        return _Activations(F.batch_norm(h.h, None, None, gamma, beta, training=True, eps=eps), None)
+    var, mean = torch.var_mean(h.reference, dim=(0, 2, 3), unbiased=False)
+    return _Activations(F.batch_norm(h.h, mean, var, gamma, beta, training=False, eps=eps),
+                        F.batch_norm(h.reference, None, None, gamma, beta, training=True, eps=eps))
 
 
 def _linear(weight: torch.Tensor, bias: torch.Tensor, h: torch.Tensor) -> torch.Tensor:

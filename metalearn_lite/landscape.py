@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from . import closed_form
-from .descent import BLOWUP, first_divergence
+from .divergence import BLOWUP, first_divergence
 from .tasks import LinearTasks, TaskBatch
 from .validation import require_float, require_int
 

@@ -17,11 +17,25 @@ def task_loss(name: str, prediction: torch.Tensor, y: torch.Tensor) -> torch.Ten
     return F.cross_entropy(prediction, y)
 
 
-def task_loss_per_example(name: str, prediction: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """The same losses without the mean: one value per example (per output entry for MSE)."""
+def task_losses(name: str, prediction: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The mean loss of each task: a scalar for one task (``y``: ``(n,)`` labels or ``(n, outputs)`` targets),
+    shape ``(T,)`` when tasks are stacked on a leading dimension (``y``: ``(T, n)`` or ``(T, n, outputs)``)."""
+    if y.dim() == (1 if name == "cross_entropy" else 2):
+        return task_loss(name, prediction, y)
     if name == "mse":
-        return F.mse_loss(prediction, y, reduction="none")
-    return F.cross_entropy(prediction, y, reduction="none")
+        per_example = F.mse_loss(prediction, y, reduction="none")
+    else:
+        per_example = F.cross_entropy(prediction.reshape(-1, prediction.shape[-1]), y.reshape(-1), reduction="none")
+    return per_example.reshape(y.shape[0], -1).mean(dim=1)
+
+
+def task_accuracies(name: str, prediction: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Query accuracy of each task (a scalar for one task, ``(T,)`` for stacked tasks); NaN for regression."""
+    if y.dim() == (1 if name == "cross_entropy" else 2):
+        return accuracy(name, prediction, y)
+    if name == "mse":
+        return torch.full((y.shape[0],), float("nan"), dtype=prediction.dtype, device=prediction.device)
+    return (prediction.argmax(dim=-1) == y).to(prediction.dtype).mean(dim=-1)
 
 
 def accuracy(name: str, prediction: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -39,11 +39,11 @@ def test_snapshot_is_a_copy():
 def test_fine_tune_curves_and_divergence(sinusoid_problem):
     model, batch = sinusoid_problem
     params = baselines.snapshot(model)
-    calm = baselines.fine_tune(model, params, batch, lr=0.01, steps=5)
+    calm = baselines.fine_tune(model, params, batch, inner_lr=0.01, inner_steps=5)
     assert calm.query_losses.shape == (3, 6) and calm.support_losses.shape == (3, 6)
     assert not calm.diverged and np.isfinite(calm.query_losses).all()
     assert calm.support_losses[:, -1].mean() < calm.support_losses[:, 0].mean()
-    wild = baselines.fine_tune(model, params, batch, lr=50.0, steps=30)
+    wild = baselines.fine_tune(model, params, batch, inner_lr=50.0, inner_steps=30)
     assert wild.diverged and wild.params is None
     assert wild.query_losses.shape[1] == wild.diverged_at < 31
     assert np.isfinite(wild.query_losses).all()
@@ -53,12 +53,12 @@ def test_fine_tuning_data_for_the_explorer():
     torch.manual_seed(0)
     model = MLP(hidden=(8, 8))
     starts = {"random": baselines.snapshot(model)}
-    view = baselines.fine_tuning_data(starts, task_seed=2, k_shot=5, lr=0.01, steps=3, model=model, n_grid=50)
+    view = baselines.fine_tuning_data(starts, task_seed=2, k_shot=5, inner_lr=0.01, inner_steps=3, model=model, n_grid=50)
     assert view.x.shape == view.truth.shape == view.fits["random"].shape == (50,)
     assert view.support_X.shape == (5,) and view.diverged == {"random": False}
-    same = baselines.fine_tuning_data(starts, task_seed=2, k_shot=5, lr=0.01, steps=3, model=model, n_grid=50)
+    same = baselines.fine_tuning_data(starts, task_seed=2, k_shot=5, inner_lr=0.01, inner_steps=3, model=model, n_grid=50)
     np.testing.assert_array_equal(view.truth, same.truth)
-    other = baselines.fine_tuning_data(starts, task_seed=3, k_shot=5, lr=0.01, steps=3, model=model, n_grid=50)
+    other = baselines.fine_tuning_data(starts, task_seed=3, k_shot=5, inner_lr=0.01, inner_steps=3, model=model, n_grid=50)
     assert not np.allclose(view.truth, other.truth)
 
 

@@ -25,7 +25,7 @@ BAND = 1 + evaluation.PAPER_TOLERANCE
 @pytest.fixture(scope="module")
 def results():
     model, starts, _ = evaluation.sinusoid_starts()
-    return evaluation.compare(model, starts, k_shot=5, inner_lr=0.01, max_steps=10, n_tasks=600)
+    return evaluation.compare(model, starts, k_shot=5, inner_lr=0.01, inner_steps=10, n_tasks=600)
 
 
 @pytest.mark.parametrize("name", list(evaluation.SINUSOID_CHECKPOINTS))

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from metalearn_lite import descent
+from metalearn_lite import descent, divergence
 from metalearn_lite.descent import gradient_descent, steps_to_tolerance
 
 
@@ -41,7 +41,7 @@ def test_divergence_exactly_above_the_critical_learning_rate(name):
     assert above.diverged and above.diverged_at is not None
     # truncated at the blow-up: the data stop before it and are all finite
     assert len(above.losses) == above.diverged_at and np.isfinite(above.points).all()
-    assert above.losses.max() <= descent.BLOWUP * max(above.losses[0], 1.0)
+    assert above.losses.max() <= divergence.BLOWUP * max(above.losses[0], 1.0)
 
 
 def test_huge_learning_rate_diverges_at_once_without_warnings():
@@ -59,10 +59,21 @@ def test_non_convex_start_decides_the_valley():
 
 
 def test_first_divergence_rule():
-    assert descent.first_divergence([1.0, 2.0, 3.0]) is None
-    assert descent.first_divergence([1.0, np.nan, 3.0]) == 1
-    assert descent.first_divergence([1.0, 10.0, 2e6]) == 2
-    assert descent.first_divergence([0.0, 0.5, 1e5]) is None  # the threshold is at least BLOWUP
+    assert divergence.first_divergence([1.0, 2.0, 3.0]) is None
+    assert divergence.first_divergence([1.0, np.nan, 3.0]) == 1
+    assert divergence.first_divergence([1.0, 10.0, 150.0]) == 2
+    assert divergence.first_divergence([0.0, 0.5, 99.0]) is None  # the reference counts as at least 1
+    assert divergence.first_divergence([0.0, 0.5, 101.0]) == 2
+
+
+def test_one_rule_for_numpy_curves_and_torch_losses():
+    import torch
+    losses, start = [3.0, 299.0, 301.0, float("inf")], 3.0
+    expected = [False, False, True, True]
+    assert divergence.blew_up(np.array(losses), start).tolist() == expected
+    assert divergence.blew_up(torch.tensor(losses), torch.tensor(start)).tolist() == expected
+    curves = np.array([[2.0, 1.0, 0.5], [2.0, 50.0, 250.0], [0.1, 0.2, np.nan]])
+    assert divergence.diverged_tasks(curves).tolist() == [False, True, True]
 
 
 def test_bad_arguments_are_named():

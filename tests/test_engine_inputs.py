@@ -6,7 +6,7 @@ import warnings
 import pytest
 import torch
 
-from metalearn_lite import evaluation, maml
+from metalearn_lite import batch_checks, evaluation, maml
 from metalearn_lite.few_shot import adapt_tasks
 from metalearn_lite.maml import adapt, meta_gradient, parameters_of
 from metalearn_lite.models import MLP, Conv4
@@ -229,4 +229,4 @@ def test_few_shot_adaptation_checks_the_params_dict(conv32):
 
 
 def test_maml_check_batch_returns_the_same_batch_when_nothing_needs_converting(mlp32, sinusoids32):
-    assert maml.check_batch(sinusoids32, mlp32, parameters_of(mlp32), "mse") is sinusoids32
+    assert batch_checks.check_batch(sinusoids32, mlp32, parameters_of(mlp32), "mse") is sinusoids32

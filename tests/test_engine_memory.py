@@ -5,9 +5,10 @@ widgets' sliders never reach such settings."""
 import pytest
 import torch
 
-from metalearn_lite import maml, validation
+from metalearn_lite import batching, maml, validation
+from metalearn_lite.batch_checks import GRAPH_CHECK_FLOOR, graph_memory
 from metalearn_lite.evaluation import MAX_K_SHOT
-from metalearn_lite.maml import GRAPH_CHECK_FLOOR, graph_memory, meta_gradient, parameters_of
+from metalearn_lite.maml import meta_gradient, parameters_of
 from metalearn_lite.models import MLP, Conv4
 from metalearn_lite.tasks import SinusoidTasks, Split, TaskBatch
 from metalearn_lite.widgets import fine_tuning, omniglot, sinusoid
@@ -130,8 +131,8 @@ def test_the_container_limit_counts_where_meminfo_shows_the_host(monkeypatch):
 def test_the_sinusoid_explorers_maxima_stay_small():
     model = MLP()
     params = parameters_of(model)
-    for n_tasks, k_shot, n_query, steps in ((3, MAX_K_SHOT, 200, sinusoid.MAX_STEPS),
-                                            (3, fine_tuning.MAX_K_SHOT, 200, fine_tuning.MAX_STEPS)):
+    for n_tasks, k_shot, n_query, steps in ((3, MAX_K_SHOT, 200, sinusoid.MAX_INNER_STEPS),
+                                            (3, fine_tuning.MAX_K_SHOT, 200, fine_tuning.MAX_INNER_STEPS)):
         tasks = TaskBatch(Split(torch.zeros(n_tasks, k_shot, 1), torch.zeros(n_tasks, k_shot, 1)),
                           Split(torch.zeros(n_tasks, n_query, 1), torch.zeros(n_tasks, n_query, 1)))
         assert graph_memory(model, params, tasks, steps, False, "vmap") < GRAPH_CHECK_FLOOR
@@ -151,6 +152,6 @@ def test_the_default_training_settings_pass_the_check():
     model = Conv4(n_way=10, hidden_channels=48)
     support = Split(torch.zeros(5, 10, 1, 28, 28), torch.zeros(5, 10, dtype=torch.int64))
     query = Split(torch.zeros(5, 40, 1, 28, 28), torch.zeros(5, 40, dtype=torch.int64))
-    for strategy in maml.STRATEGIES[1:]:
+    for strategy in batching.STRATEGIES[1:]:
         estimate = graph_memory(model, parameters_of(model), TaskBatch(support, query), 1, False, strategy)
         assert estimate < validation.FALLBACK_MEMORY_BYTES

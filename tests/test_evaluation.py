@@ -51,7 +51,7 @@ def test_adapt_starts_gives_non_finite_numbers_not_errors_when_diverging(starts)
 def test_evaluate_statistics(starts):
     batch = evaluation.evaluation_tasks(50, 5, 100)
     result = evaluation.evaluate(MLP(), starts["a"], batch, 0.01, 3, name="a")
-    assert result.n_tasks == 50 and result.max_steps == 3 and result.k_shot == 5
+    assert result.n_tasks == 50 and result.inner_steps == 3 and result.k_shot == 5
     column = result.query_losses[:, 2]
     assert math.isclose(result.mean(2), column.mean())
     assert math.isclose(result.ci95(2), 1.96 * column.std(ddof=1) / math.sqrt(50))

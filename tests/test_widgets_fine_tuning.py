@@ -4,7 +4,7 @@ import torch
 
 from metalearn_lite import baselines
 from metalearn_lite.models import MLP
-from metalearn_lite.widgets.fine_tuning import LR_EXPONENTS, MAX_K_SHOT, MAX_STEPS, fine_tuning_explorer
+from metalearn_lite.widgets.fine_tuning import INNER_LR_EXPONENTS, MAX_K_SHOT, MAX_INNER_STEPS, fine_tuning_explorer
 
 
 @pytest.fixture(scope="module")
@@ -19,10 +19,10 @@ def small_setup():
 
 def test_plain_function_over_the_slider_range(small_setup):
     model, starts = small_setup
-    for lr in np.logspace(LR_EXPONENTS[0], LR_EXPONENTS[1], 5):
-        for steps in (0, MAX_STEPS):
-            view = baselines.fine_tuning_data(starts, task_seed=1, k_shot=MAX_K_SHOT, lr=float(lr), steps=steps,
-                                              model=model, n_grid=40)
+    for lr in np.logspace(INNER_LR_EXPONENTS[0], INNER_LR_EXPONENTS[1], 5):
+        for steps in (0, MAX_INNER_STEPS):
+            view = baselines.fine_tuning_data(starts, task_seed=1, k_shot=MAX_K_SHOT, inner_lr=float(lr),
+                                              inner_steps=steps, model=model, n_grid=40)
             for name, curve in view.curves.items():
                 assert np.isfinite(curve.query_losses).all()
                 assert (view.fits[name] is None) == curve.diverged
@@ -30,20 +30,20 @@ def test_plain_function_over_the_slider_range(small_setup):
                     assert curve.query_losses.shape == (1, steps + 1) and np.isfinite(view.fits[name]).all()
             if lr <= 1e-3:
                 assert not any(view.diverged.values())
-            if lr >= 1.0 and steps == MAX_STEPS:
+            if lr >= 1.0 and steps == MAX_INNER_STEPS:
                 assert view.diverged["random"]
 
 
 def test_explorer_follows_the_sliders(small_setup):
     model, starts = small_setup
-    explorer = fine_tuning_explorer(model, starts, task_seed=0, k_shot=5, lr=0.01, steps=5)
+    explorer = fine_tuning_explorer(model, starts, task_seed=0, k_shot=5, inner_lr=0.01, inner_steps=5)
     first = explorer.last_data
     assert set(first.curves) == {"random", "pretrained"} and first.support_X.shape == (5,)
     explorer.controls["task_seed"].value = 7
     assert not np.allclose(explorer.last_data.truth, first.truth)
     explorer.controls["k_shot"].value = 1
     assert explorer.last_data.support_X.shape == (1,)
-    explorer.set(k_shot=MAX_K_SHOT, lr=1.0, steps=MAX_STEPS)
+    explorer.set(k_shot=MAX_K_SHOT, inner_lr=1.0, inner_steps=MAX_INNER_STEPS)
     assert explorer.last_data.diverged["random"] and explorer.last_error is None
-    explorer.set(steps=0)
+    explorer.set(inner_steps=0)
     assert explorer.last_data.curves["random"].query_losses.shape == (1, 1)

@@ -10,7 +10,7 @@ import torch
 
 from metalearn_lite import evaluation
 from metalearn_lite.models import MLP
-from metalearn_lite.widgets.sinusoid import LR_EXPONENTS, MAX_STEPS, SinusoidExplorer, sinusoid_explorer
+from metalearn_lite.widgets.sinusoid import INNER_LR_EXPONENTS, MAX_INNER_STEPS, SinusoidExplorer, sinusoid_explorer
 
 NAMES = ("maml", "pretrained", "random")
 
@@ -37,8 +37,8 @@ def check_view(view, inner_steps, k_shot):
             assert np.all(np.isfinite(view.step_fits[name]))
 
 
-@pytest.mark.parametrize("inner_lr", [10 ** LR_EXPONENTS[0], 1e-2, 0.3, 10 ** LR_EXPONENTS[1]])
-@pytest.mark.parametrize("inner_steps", [0, 1, MAX_STEPS])
+@pytest.mark.parametrize("inner_lr", [10 ** INNER_LR_EXPONENTS[0], 1e-2, 0.3, 10 ** INNER_LR_EXPONENTS[1]])
+@pytest.mark.parametrize("inner_steps", [0, 1, MAX_INNER_STEPS])
 @pytest.mark.parametrize("k_shot", [1, 5, evaluation.MAX_K_SHOT])
 def test_explorer_data_over_slider_ranges(shipped, inner_lr, inner_steps, k_shot):
     model, starts = shipped
@@ -104,7 +104,7 @@ def test_widget_slider_values_are_rounded_and_clamped():
     explorer.controls["inner_lr"].value = 0.010000000000000002  # float noise from a browser
     assert explorer.last_data.inner_lr == 0.01
     explorer.controls["inner_steps"].value = 500  # an IntSlider clamps to its range
-    assert explorer.last_data.inner_steps == MAX_STEPS
+    assert explorer.last_data.inner_steps == MAX_INNER_STEPS
 
 
 def test_new_task_button_samples_another_task():

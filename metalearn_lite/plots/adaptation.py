@@ -82,6 +82,6 @@ def fine_tuning_figure(view, figsize=(11, 4)):
               title=f"One task, {len(view.support_X)} support points")
     plot_adaptation_curves(right, {name: c.query_losses for name, c in view.curves.items()}, view.diverged,
                            ylabel="error on the whole curve (MSE)", log=True,
-                           title=f"Fine-tuning, lr = {next(iter(view.curves.values())).lr:.3g}")
+                           title=f"Fine-tuning, lr = {next(iter(view.curves.values())).inner_lr:.3g}")
     fig.tight_layout()
     return fig

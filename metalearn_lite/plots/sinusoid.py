@@ -174,7 +174,7 @@ class ExplorerFigure(LiveFigure):
     """``explorer_figure`` as one persistent figure for the live explorer: built once, updated in place.
 
     Left: the true function, the support points and each start's function after ``inner_steps`` steps; right: the
-    error on the whole curve after each step (log scale, x from 0 to ``max_steps`` so that curves can be compared
+    error on the whole curve after each step (log scale, x from 0 to ``max_inner_steps`` so that curves can be compared
     between slider moves, y in whole decades). The axes, ticks and legend are a cached background (see
     ``LiveFigure``); the curves, the titles and the "diverged" labels are redrawn on every move. A start that
     diverged keeps its error curve up to the blow-up, loses its fitted curve, gets "(diverged)" in the legend, and
@@ -184,9 +184,9 @@ class ExplorerFigure(LiveFigure):
     figsize = (10, 3.8)
     dpi = 72
 
-    def __init__(self, names: Sequence[str] = ("maml", "pretrained", "random"), max_steps: int = 20,
+    def __init__(self, names: Sequence[str] = ("maml", "pretrained", "random"), max_inner_steps: int = 20,
                  x_range: tuple = (-5.0, 5.0), figsize=None, dpi=None):
-        self.names, self.max_steps, self.x_range = list(names), int(max_steps), tuple(x_range)
+        self.names, self.max_inner_steps, self.x_range = list(names), int(max_inner_steps), tuple(x_range)
         super().__init__(figsize=figsize, dpi=dpi)
 
     def setup(self, fig) -> None:
@@ -203,7 +203,7 @@ class ExplorerFigure(LiveFigure):
         left.set(xlim=self.x_range, ylim=(-6, 6), xticks=[-5, 0, 5], yticks=[-5, 0, 5], xlabel="x", ylabel="y")
         plain_log_yaxis(right)
         right.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
-        right.set(xlim=(-0.5, self.max_steps + 0.5), ylim=(0.1, 10), xlabel="gradient step on the task",
+        right.set(xlim=(-0.5, self.max_inner_steps + 0.5), ylim=(0.1, 10), xlabel="gradient step on the task",
                   ylabel="MSE on the whole curve")
         self.legend = fig.legend(handles=[self.truth, self.support, *self.curves.values()], loc="upper center",
                                  ncol=2 + len(self.names), fontsize=9)

@@ -11,16 +11,16 @@ from ..baselines import fine_tuning_data
 from ..plots.adaptation import fine_tuning_figure
 from .core import Explorer, int_slider, log_slider
 
-LR_EXPONENTS = (-4.0, 0.0)
-MAX_STEPS = 100
+INNER_LR_EXPONENTS = (-4.0, 0.0)
+MAX_INNER_STEPS = 100
 MAX_TASK_SEED = 50
 MAX_K_SHOT = 20
 
 
 def fine_tuning_explorer(model: nn.Module, starts: Dict[str, Dict[str, torch.Tensor]], task_seed: int = 0,
-                         k_shot: int = 5, lr: float = 0.01, steps: int = 10,
+                         k_shot: int = 5, inner_lr: float = 0.01, inner_steps: int = 10,
                          tasks: Optional[object] = None) -> Explorer:
-    """Sliders for the task (seed), the number of support points, the learning rate (log) and the steps.
+    """Sliders for the task (seed), the number of support points, the inner learning rate (log) and the inner steps.
 
     ``starts`` maps a name to a parameter dict of ``model`` (e.g. ``{"random": ..., "pretrained": ...}``).
     ``explorer.last_data`` is the ``baselines.FineTuningView`` of the current setting.
@@ -28,8 +28,8 @@ def fine_tuning_explorer(model: nn.Module, starts: Dict[str, Dict[str, torch.Ten
     controls = {
         "task_seed": int_slider("task", task_seed, 0, MAX_TASK_SEED),
         "k_shot": int_slider("K (support points)", k_shot, 1, MAX_K_SHOT),
-        "lr": log_slider("learning rate", lr, *LR_EXPONENTS),
-        "steps": int_slider("steps", steps, 0, MAX_STEPS),
+        "inner_lr": log_slider("inner lr", inner_lr, *INNER_LR_EXPONENTS),
+        "inner_steps": int_slider("inner steps", inner_steps, 0, MAX_INNER_STEPS),
     }
     fixed = {"starts": starts, "model": model}
     if tasks is not None:

@@ -20,8 +20,8 @@ from ..plots.sinusoid import ExplorerFigure
 from ..utils import default_device
 from .core import Explorer, int_slider, log_slider
 
-LR_EXPONENTS = (-4.0, 0.0)
-MAX_STEPS = 20
+INNER_LR_EXPONENTS = (-4.0, 0.0)
+MAX_INNER_STEPS = 20
 
 
 class SinusoidExplorer:
@@ -42,12 +42,12 @@ class SinusoidExplorer:
         self.button = widgets.Button(description="new task", icon="refresh", tooltip="sample a new sinusoid task")
         self.button.on_click(lambda _: self.new_task())
         controls = {
-            "inner_lr": log_slider("inner lr", inner_lr, *LR_EXPONENTS),
-            "inner_steps": int_slider("inner steps", inner_steps, 0, MAX_STEPS),
+            "inner_lr": log_slider("inner lr", inner_lr, *INNER_LR_EXPONENTS),
+            "inner_steps": int_slider("inner steps", inner_steps, 0, MAX_INNER_STEPS),
             "k_shot": int_slider("shots K", k_shot, 1, MAX_K_SHOT),
             "task_seed": self.task,
         }
-        self.figure = ExplorerFigure(names=list(self.starts), max_steps=MAX_STEPS)
+        self.figure = ExplorerFigure(names=list(self.starts), max_inner_steps=MAX_INNER_STEPS)
         self.explorer = Explorer(explorer_data, self.figure, controls,
                                  fixed={"model": self.model, "starts": self.starts},
                                  title="Adaptation explorer: MAML vs pretrained vs random initialisation")
