@@ -1,7 +1,9 @@
 """Meta-training loop and checkpoints.
 
-``meta_train`` runs Adam on the MAML meta-gradient for a number of meta-steps, with a ``tqdm`` progress bar, a
-``History`` of losses and an optional callback (e.g. a live plot). Checkpoints are plain dicts of tensors and
+``meta_train`` is the package's one training loop: Adam on the MAML meta-gradient for a number of meta-steps or a
+wall-clock budget, with a meta-lr schedule, a ``tqdm`` progress bar, a ``History`` of losses, an optional callback
+(e.g. a live plot) and an optional validation hook that keeps the best weights. The sinusoid and Omniglot training
+commands and the notebooks all call it. Checkpoints are plain dicts of tensors and
 numbers, loaded with ``torch.load(..., weights_only=True)`` so opening one never runs code.
 
 A run never ends silently in a bad state: a non-finite loss stops it at once (``NonFiniteLossError``, naming the
@@ -19,6 +21,7 @@ import signal
 import sys
 import tempfile
 import threading
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +34,7 @@ from . import __version__
 from .maml import MAML
 from .models import MLP, Conv4, LinearModel
 from .tasks import TaskBatch
-from .validation import require_float, require_int
+from .validation import require_choice, require_float, require_int
 
 MODEL_CLASSES = {"MLP": MLP, "Conv4": Conv4, "LinearModel": LinearModel}
 CHECKPOINT_FORMAT = 1
@@ -103,13 +106,31 @@ def stop_requests() -> Iterator[Callable[[], bool]]:
         signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
 
 
+SCHEDULES = ("constant", "cosine")
+
+
+def meta_lr_at(fraction: float, meta_lr: float, schedule: str = "constant") -> float:
+    """The meta learning rate at ``fraction`` (0..1) of the run: constant, or cosine from ``meta_lr`` to 0."""
+    if schedule == "constant":
+        return meta_lr
+    return meta_lr * 0.5 * (1.0 + math.cos(math.pi * min(max(fraction, 0.0), 1.0)))
+
+
 @dataclass
 class History:
-    """What happened during meta-training: the step number, mean query loss and accuracy of each logged step."""
+    """What happened during meta-training: the step number, mean query loss and accuracy of each logged step.
+
+    Also: ``validation`` (``[step, score]`` of each validation), ``best_step`` (the weights kept: the best
+    validation score, else the last step), ``meta_steps_done`` and ``wall_time_s``.
+    """
 
     steps: List[int] = field(default_factory=list)
     losses: List[float] = field(default_factory=list)
     accuracies: List[float] = field(default_factory=list)
+    validation: List[list] = field(default_factory=list)
+    best_step: int = 0
+    meta_steps_done: int = 0
+    wall_time_s: float = 0.0
 
     def record(self, step: int, loss: float, accuracy: float) -> None:
         self.steps.append(step)
@@ -117,51 +138,142 @@ class History:
         self.accuracies.append(accuracy)
 
     def as_dict(self) -> dict:
+        """The curves (what a checkpoint stores as its history)."""
         return {"steps": list(self.steps), "losses": list(self.losses), "accuracies": list(self.accuracies)}
 
 
-def meta_train(maml: MAML, sample_batch: Callable[[torch.Generator], TaskBatch], meta_steps: int,
+def meta_train(maml: MAML, sample_batch: Callable[[torch.Generator], TaskBatch], meta_steps: Optional[int] = None,
                meta_lr: float = 1e-3, seed: int = 0, log_every: int = 1,
                callback: Optional[Callable[[History], None]] = None, callback_every: int = 100,
-               progress: bool = True, optimizer: Optional[torch.optim.Optimizer] = None) -> History:
-    """Meta-train ``maml.model`` for ``meta_steps`` outer steps with Adam (the MAML paper's meta-optimiser).
+               progress: bool = True, optimizer: Optional[torch.optim.Optimizer] = None,
+               minutes: Optional[float] = None, schedule: str = "constant",
+               validate: Optional[Callable[[int], float]] = None, validate_every: int = 500) -> History:
+    """Meta-train ``maml.model`` with Adam (the MAML paper's meta-optimiser): the package's one training loop.
 
     Parameters
     ----------
     sample_batch: called with a seeded ``torch.Generator``; returns the next ``TaskBatch``.
+    meta_steps, minutes: stop after this many outer steps, or this many minutes of wall-clock time (at least
+        one of them; whichever comes first).
+    schedule: ``"constant"`` or ``"cosine"`` (from ``meta_lr`` to 0 over the run: over the steps when
+        ``meta_steps`` is given, else over the elapsed fraction of ``minutes``).
     log_every: record the loss every this many steps (losses are averaged over the steps in between).
     callback: called with the ``History`` every ``callback_every`` steps and at the end (live plots).
+    validate: ``validate(step) -> score`` (higher is better), called every ``validate_every`` steps and at the
+        end; the model keeps the weights of the best score.
     optimizer: defaults to ``Adam(maml.model.parameters(), lr=meta_lr)``.
 
     Raises ``NonFiniteLossError`` at the first NaN or infinite loss, and ``TrainingInterrupted`` when Ctrl-C is
-    pressed (after the step in progress, with the history so far; the model keeps the weights of those steps).
+    pressed (before the next step, with the history so far; the model keeps the weights of those steps).
     """
-    meta_steps = require_int("meta_steps", meta_steps, minimum=0)
-    meta_lr = require_float("meta_lr", meta_lr, positive=True)
-    log_every = require_int("log_every", log_every, minimum=1)
-    callback_every = require_int("callback_every", callback_every, minimum=1)
+    settings = _check_training(meta_steps, meta_lr, log_every, callback_every, minutes, schedule, validate_every)
+    meta_steps, meta_lr, log_every, callback_every, minutes, schedule, validate_every = settings
     optimizer = optimizer or torch.optim.Adam(maml.model.parameters(), lr=meta_lr)
     generator = torch.Generator().manual_seed(seed)
-    history, window_loss, window_acc = History(), [], []
+    history, window, best = History(), _Window(), _Best(maml.model)
+    clock = _Clock(meta_steps, minutes)
+    bar = tqdm(total=meta_steps, desc="meta-training", disable=not progress, mininterval=0.5)
     with stop_requests() as stop_requested:
-        bar = tqdm(range(1, meta_steps + 1), desc="meta-training", disable=not progress, mininterval=0.5)
-        for step in bar:
-            result = maml.meta_step(sample_batch(generator), optimizer)
-            window_loss.append(float(result.loss))
-            window_acc.append(float(result.accuracy))
-            check_finite_loss(step, window_loss[-1], inner_lr=maml.inner_lr,
-                              meta_lr=optimizer.param_groups[0]["lr"])
-            stopping = stop_requested() and step < meta_steps   # a finished run is not an interrupted one
-            if step % log_every == 0 or step == meta_steps or stopping:
-                history.record(step, sum(window_loss) / len(window_loss), sum(window_acc) / len(window_acc))
-                window_loss, window_acc = [], []
-                bar.set_postfix(loss=f"{history.losses[-1]:.3f}", refresh=False)
-            if callback is not None and (step % callback_every == 0 or step == meta_steps):
-                callback(history)
-            if stopping:
+        while not clock.finished(history.meta_steps_done):
+            step = history.meta_steps_done
+            if stop_requested():
+                window.flush(history, step)
+                history.wall_time_s = clock.elapsed()
                 bar.close()
                 raise TrainingInterrupted(step, history)
+            for group in optimizer.param_groups:
+                group["lr"] = meta_lr_at(clock.fraction(step), meta_lr, schedule)
+            result = maml.meta_step(sample_batch(generator), optimizer)
+            history.meta_steps_done = step = step + 1
+            window.add(result)
+            check_finite_loss(step, window.losses[-1], inner_lr=maml.inner_lr,
+                              meta_lr=optimizer.param_groups[0]["lr"])
+            bar.update()
+            if step % log_every == 0:
+                window.flush(history, step)
+                bar.set_postfix(loss=f"{history.losses[-1]:.3f}", refresh=False)
+            if callback is not None and step % callback_every == 0:
+                callback(history)
+            if validate is not None and step % validate_every == 0:
+                best.offer(history, step, validate(step))
+    bar.close()
+    step = history.meta_steps_done
+    if window.flush(history, step) and callback is not None and step % callback_every != 0:
+        callback(history)
+    if validate is not None and (not history.validation or history.validation[-1][0] != step):
+        best.offer(history, step, validate(step))
+    history.best_step = best.restore(history, step)
+    history.wall_time_s = clock.elapsed()
     return history
+
+
+def _check_training(meta_steps, meta_lr, log_every, callback_every, minutes, schedule, validate_every) -> tuple:
+    if meta_steps is None and minutes is None:
+        raise ValueError("meta_train needs meta_steps or minutes (or both): how long to train")
+    return (None if meta_steps is None else require_int("meta_steps", meta_steps, minimum=0),
+            require_float("meta_lr", meta_lr, positive=True), require_int("log_every", log_every, minimum=1),
+            require_int("callback_every", callback_every, minimum=1),
+            None if minutes is None else require_float("minutes", minutes, positive=True),
+            require_choice("schedule", schedule, SCHEDULES), require_int("validate_every", validate_every, minimum=1))
+
+
+class _Clock:
+    """When the run ends (steps or wall-clock budget) and how far along it is (for the schedule)."""
+
+    def __init__(self, meta_steps: Optional[int], minutes: Optional[float]):
+        self.meta_steps, self.budget_s = meta_steps, None if minutes is None else 60.0 * minutes
+        self.start = time.perf_counter()
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    def finished(self, step: int) -> bool:
+        return ((self.meta_steps is not None and step >= self.meta_steps)
+                or (self.budget_s is not None and self.elapsed() >= self.budget_s))
+
+    def fraction(self, step: int) -> float:
+        if self.meta_steps is not None:
+            return step / max(self.meta_steps, 1)
+        return self.elapsed() / self.budget_s
+
+
+class _Window:
+    """Losses and accuracies of the steps since the last log; logged as their mean."""
+
+    def __init__(self):
+        self.losses, self.accuracies = [], []
+
+    def add(self, result) -> None:
+        self.losses.append(float(result.loss))
+        self.accuracies.append(float(result.accuracy))
+
+    def flush(self, history: History, step: int) -> bool:
+        """Record the window's mean at ``step`` (if it holds any step) and empty it; True if it did."""
+        if not self.losses:
+            return False
+        history.record(step, sum(self.losses) / len(self.losses), sum(self.accuracies) / len(self.accuracies))
+        self.losses, self.accuracies = [], []
+        return True
+
+
+class _Best:
+    """The weights with the best validation score so far."""
+
+    def __init__(self, model: torch.nn.Module):
+        self.model, self.score, self.step, self.state = model, -math.inf, None, None
+
+    def offer(self, history: History, step: int, score: float) -> None:
+        history.validation.append([step, round(float(score), 4)])
+        if score > self.score:
+            self.score, self.step = score, step
+            self.state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+
+    def restore(self, history: History, last_step: int) -> int:
+        """Load the best weights into the model (if any validation ran); return the step they come from."""
+        if self.state is None:
+            return last_step
+        self.model.load_state_dict(self.state)
+        return self.step
 
 
 def save_checkpoint(path, model: torch.nn.Module, model_config: dict, history: Optional[History] = None,

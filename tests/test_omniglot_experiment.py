@@ -4,6 +4,7 @@
 import pytest
 import torch
 
+from metalearn_lite import train
 from metalearn_lite.experiments import omniglot
 from metalearn_lite.train import load_checkpoint
 from metalearn_lite.data.settings import get_data_dir
@@ -75,10 +76,10 @@ def test_shifts_move_images_without_changing_them():
 
 
 def test_cosine_schedule():
-    assert omniglot.meta_lr_at(0.0, 1e-3, "cosine") == pytest.approx(1e-3)
-    assert omniglot.meta_lr_at(0.5, 1e-3, "cosine") == pytest.approx(5e-4)
-    assert omniglot.meta_lr_at(1.5, 1e-3, "cosine") == pytest.approx(0.0)
-    assert omniglot.meta_lr_at(0.7, 1e-3, "constant") == 1e-3
+    assert train.meta_lr_at(0.0, 1e-3, "cosine") == pytest.approx(1e-3)
+    assert train.meta_lr_at(0.5, 1e-3, "cosine") == pytest.approx(5e-4)
+    assert train.meta_lr_at(1.5, 1e-3, "cosine") == pytest.approx(0.0)
+    assert train.meta_lr_at(0.7, 1e-3, "constant") == 1e-3
 
 
 def test_bad_arguments_are_refused(tmp_path):

@@ -42,18 +42,19 @@ def check_ci95(answer) -> bool:
 
 
 def check_fine_tune(fine_tune_fn) -> bool:
-    """``fine_tune_fn(model, params, X, y, lr, steps) -> params``: plain gradient descent on one task's support set.
+    """``fine_tune_fn(model, params, X, y, inner_lr, inner_steps) -> params``: plain gradient descent on one
+    task's support set.
 
     ``params`` is a dict of tensors (``maml.parameters_of(model)``); the function must return new parameters
-    (not change the model) after ``steps`` steps of ``theta <- theta - lr * grad MSE(f_theta(X), y)``.
+    (not change the model) after ``inner_steps`` steps of ``theta <- theta - inner_lr * grad MSE(f_theta(X), y)``.
     Checked against the package's ``maml.adapt`` on a seeded task, for 0, 1 and 5 steps.
     """
     if fine_tune_fn is None:
         return not_answered("copy params, then for each step: loss = mse(functional_call(model, p, (X,)), y); "
-                            "grads = torch.autograd.grad(loss, list(p.values())); p = {k: v - lr * g ...}. "
+                            "grads = torch.autograd.grad(loss, list(p.values())); p = {k: v - inner_lr * g ...}. "
                             "Give the copies requires_grad_(True) first.")
     if not callable(fine_tune_fn):
-        raise ValueError(f"the answer must be a function fine_tune(model, params, X, y, lr, steps), "
+        raise ValueError(f"the answer must be a function fine_tune(model, params, X, y, inner_lr, inner_steps), "
                          f"got {type(fine_tune_fn).__name__}")
     model, params = MLP(), random_init(1)
     batch = evaluation_tasks(1, 5, 5, seed=3)
@@ -63,7 +64,7 @@ def check_fine_tune(fine_tune_fn) -> bool:
         try:
             adapted = fine_tune_fn(model, dict(params), X, y, 0.01, steps)
         except Exception as error:
-            return feedback(False, f"with steps={steps} your function raised {type(error).__name__}: {error}")
+            return feedback(False, f"with inner_steps={steps} your function raised {type(error).__name__}: {error}")
         if any(not torch.equal(before[k], params[k]) for k in params):
             return feedback(False, "the parameters passed in were modified in place; build new tensors instead "
                                    "(MAML needs the initialisation unchanged, to adapt it to the next task).")
@@ -78,9 +79,9 @@ def check_fine_tune(fine_tune_fn) -> bool:
                                        f"{tuple(params[name].shape)}")
             if not torch.allclose(value, expected[name][0], rtol=1e-4, atol=1e-6):
                 moved = (value - params[name]).abs().max().item()
-                hint = ("nothing moved: did you run the loop steps times and return the updated dict?"
+                hint = ("nothing moved: did you run the loop inner_steps times and return the updated dict?"
                         if moved == 0 and steps > 0 else
-                        "the step differs: the update is theta - lr * gradient of the *mean* squared error on "
+                        "the step differs: the update is theta - inner_lr * gradient of the *mean* squared error on "
                         "the support set (F.mse_loss), with the gradient taken at the current parameters.")
                 return feedback(False, f"after {steps} step(s), {name} differs from the reference. {hint}")
     return feedback(True, "your loop matches maml.adapt for 0, 1 and 5 steps. The package runs exactly this on "

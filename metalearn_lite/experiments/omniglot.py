@@ -34,7 +34,6 @@ to it); a diverging run stops with the step and the learning rates, and writes n
 from __future__ import annotations
 
 import argparse
-import math
 import shlex
 import sys
 import time
@@ -52,15 +51,14 @@ from ..few_shot import evaluate_episodes
 from ..maml import MAML, parameters_of
 from ..models import Conv4
 from ..tasks import Split, TaskBatch
-from ..train import (History, NonFiniteLossError, TrainingInterrupted, check_finite_loss, load_checkpoint,
-                     save_checkpoint, stop_requests)
+from ..train import (SCHEDULES, History, NonFiniteLossError, TrainingInterrupted, load_checkpoint, meta_train,
+                     save_checkpoint)
 from ..utils import limit_cpu_threads, resolve_device, seed_everything
 from . import stopping
 from .preflight import (SEED, THREADS, PreflightError, Range, check_data, check_device, check_folder_writable,
                         check_output, check_ranges, run_checks)
 from .provenance import git_commit
 
-SCHEDULES = ("cosine", "constant")
 DEFAULTS = {"n_way": 10, "k_shot": 1, "k_query": 4, "meta_batch_size": 5, "hidden_channels": 48,
             "inner_lr": 0.4, "inner_steps": 1, "meta_lr": 1e-3, "shift_pixels": 2, "same_alphabet": 0.5}
 PROG = "python -m metalearn_lite.experiments.omniglot"
@@ -157,13 +155,6 @@ def augment(batch: TaskBatch, max_shift: int, generator: torch.Generator) -> Tas
                      Split(shift_images(batch.query.X, max_shift, generator), batch.query.y), batch.info)
 
 
-def meta_lr_at(fraction: float, base: float, schedule: str) -> float:
-    """The meta learning rate at ``fraction`` (0..1) of the run: constant, or cosine from ``base`` to 0."""
-    if schedule == "constant":
-        return base
-    return base * 0.5 * (1.0 + math.cos(math.pi * min(max(fraction, 0.0), 1.0)))
-
-
 def prepare_episodes(args) -> tuple:
     """The training episode sampler and the validation split (None without ``--validation-alphabets``).
 
@@ -179,8 +170,11 @@ def prepare_episodes(args) -> tuple:
 
 
 def train(args, callback: Optional[Callable[[History], None]] = None, episodes: Optional[tuple] = None) -> tuple:
-    """Meta-train a Conv4 as ``args`` (from ``parse_args``) say; return ``(model, history, info)``.
+    """Meta-train a Conv4 as ``args`` say (from ``parse_args``, or ``training_settings(...)``); return
+    ``(model, history, info)``.
 
+    The loop is the package's ``train.meta_train``; this function builds what it needs: the model (zero head
+    kept out of the optimizer), the episode stream with random shifts, the validation hook and the log lines.
     ``callback(history)`` is called after every logged step (e.g. a live accuracy curve in a notebook).
     ``episodes``: what ``prepare_episodes(args)`` returned, if it was already called. Raises
     ``NonFiniteLossError`` at the first non-finite loss and ``TrainingInterrupted`` (with the model, history and
@@ -190,86 +184,69 @@ def train(args, callback: Optional[Callable[[History], None]] = None, episodes: 
     seed_everything(args.seed)
     device = resolve_device(args.device)
     model = Conv4(n_way=args.n_way, hidden_channels=args.hidden_channels).to(device)
-    head = [model.head.weight, model.head.bias]
     if args.zero_head:
         with torch.no_grad():
-            for p in head:
-                p.zero_()
+            model.head.weight.zero_()
+            model.head.bias.zero_()
     trainable = [p for name, p in model.named_parameters() if not (args.zero_head and name.startswith("head."))]
-    optimizer = torch.optim.Adam(trainable, lr=args.meta_lr)
     maml = MAML(model, inner_lr=args.inner_lr, inner_steps=args.inner_steps, first_order=args.first_order,
                 loss="cross_entropy", strategy=args.strategy)
-    augment_generator = torch.Generator().manual_seed(args.seed + 1)
-    budget_s = None if args.minutes is None else args.minutes * 60.0
-    history, best = History(), {"accuracy": -1.0, "step": 0, "state": None}
-    val_log = []
-    window_loss, window_acc = [], []
+
+    def sample_batch(generator):  # the sampler draws the episodes (its own seed); the generator, the shifts
+        return augment(sampler.sample(), args.shift_pixels, generator).to(device)
+
+    def on_log(history):
+        if not args.quiet:
+            minutes = (time.perf_counter() - start) / 60
+            print(f"step {history.steps[-1]:6d}  {minutes:5.1f} min  meta-lr {optimizer.param_groups[0]['lr']:.2e}  "
+                  f"query loss {history.losses[-1]:.3f}  query acc {history.accuracies[-1]:.3f}", flush=True)
+        if callback is not None:
+            callback(history)
+
+    optimizer = torch.optim.Adam(trainable, lr=args.meta_lr)
+    validate = None if validation is None else (lambda step: _validate(args, model, validation, step))
     start = time.perf_counter()
-    step = 0
-    with stop_requests() as stop_requested:
-        while True:
-            elapsed = time.perf_counter() - start
-            if args.meta_steps is not None and step >= args.meta_steps:
-                break
-            if budget_s is not None and elapsed >= budget_s:
-                break
-            if stop_requested():
-                _record(history, step, window_loss, window_acc)
-                info = _info(step, time.perf_counter() - start, val_log, step, device)
-                raise TrainingInterrupted(step, history, model=model, info=info)
-            fraction = step / args.meta_steps if args.meta_steps is not None else elapsed / budget_s
-            for group in optimizer.param_groups:
-                group["lr"] = meta_lr_at(fraction, args.meta_lr, args.schedule)
-            batch = augment(sampler.sample(), args.shift_pixels, augment_generator).to(device)
-            result = maml.meta_step(batch, optimizer)
-            step += 1
-            window_loss.append(float(result.loss))
-            window_acc.append(float(result.accuracy))
-            check_finite_loss(step, window_loss[-1], inner_lr=args.inner_lr, meta_lr=args.meta_lr)
-            if step % args.log_every == 0:
-                _record(history, step, window_loss, window_acc)
-                if callback is not None:
-                    callback(history)
-                if not args.quiet:
-                    print(f"step {step:6d}  {elapsed / 60:5.1f} min  meta-lr {optimizer.param_groups[0]['lr']:.2e}  "
-                          f"query loss {history.losses[-1]:.3f}  query acc {history.accuracies[-1]:.3f}",
-                          flush=True)
-            if validation is not None and step % args.val_every == 0:
-                _validate(args, model, validation, step, best, val_log)
-    _record(history, step, window_loss, window_acc)
-    wall_time = time.perf_counter() - start
-    if validation is not None:
-        if not val_log or val_log[-1][0] != step:
-            _validate(args, model, validation, step, best, val_log)
-        model.load_state_dict(best["state"])
-    info = _info(step, wall_time, val_log, best["step"] if validation is not None else step, device)
-    return model, history, info
+    try:
+        history = meta_train(maml, sample_batch, args.meta_steps, args.meta_lr, seed=args.seed + 1,
+                             log_every=args.log_every, callback=on_log, callback_every=args.log_every,
+                             progress=False, optimizer=optimizer, minutes=args.minutes, schedule=args.schedule,
+                             validate=validate, validate_every=args.val_every)
+    except TrainingInterrupted as stop:
+        stop.model, stop.info = model, _info(stop.history, device)
+        raise
+    return model, history, _info(history, device)
 
 
-def _record(history: History, step: int, window_loss: list, window_acc: list) -> None:
-    """Log the mean of the steps since the last log, if any, and empty the windows."""
-    if window_loss:
-        history.record(step, sum(window_loss) / len(window_loss), sum(window_acc) / len(window_acc))
-        window_loss.clear()
-        window_acc.clear()
+def training_settings(**overrides) -> argparse.Namespace:
+    """The command's settings (its defaults, as ``parse_args`` gives them) with ``overrides`` by parameter name,
+    checked as the command checks its flags: what a notebook passes to ``train`` (no ``--out`` needed).
+
+    Example: ``training_settings(meta_steps=80, n_way=5, hidden_channels=16)``.
+    """
+    args = parse_args(["--out", "-"])
+    unknown = sorted(set(overrides) - set(vars(args)) - {"out"})
+    if unknown:
+        raise ValueError(f"unknown training setting(s) {', '.join(unknown)}; known: {', '.join(sorted(vars(args)))}")
+    if "meta_steps" in overrides and "minutes" not in overrides:
+        overrides["minutes"] = None   # a step count alone means exactly that many steps, not a budget as well
+    vars(args).update(overrides)
+    run_checks(PROG, [lambda: check_ranges(args, RANGES), lambda: check_device(args.device)])
+    return args
 
 
-def _info(step: int, wall_time: float, val_log: list, best_step: int, device) -> dict:
-    return {"steps": step, "wall_time_s": round(wall_time, 1), "validation": val_log,
-            "best_step": best_step, "device": str(device)}
+def _info(history: History, device) -> dict:
+    return {"steps": history.meta_steps_done, "wall_time_s": round(history.wall_time_s, 1),
+            "validation": history.validation, "best_step": history.best_step, "device": str(device)}
 
 
-def _validate(args, model, validation, step, best, val_log) -> None:
+def _validate(args, model, validation, step) -> float:
     n_way = 5 if args.zero_head else args.n_way   # a trained head only fits its own number of classes
     sampler = EpisodeSampler(validation, n_way, 1, 15, 1, seed=1234)
     estimate = evaluate_episodes(model, parameters_of(model), sampler, args.val_episodes, args.inner_lr,
                                  args.eval_inner_steps, bn="query", zero_head=args.zero_head)
-    val_log.append([step, round(estimate.mean, 4)])
-    if estimate.mean > best["accuracy"]:
-        best.update(accuracy=estimate.mean, step=step,
-                    state={k: v.detach().clone() for k, v in model.state_dict().items()})
     if not args.quiet:
         print(f"validation at step {step}: {n_way}-way 1-shot {estimate}", flush=True)
+    return estimate.mean
 
 
 EVALUATION_SEED = 2024
