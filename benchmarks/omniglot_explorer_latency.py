@@ -30,7 +30,8 @@ from metalearn_lite.few_shot import default_checkpoint, load_initialisation  # n
 from metalearn_lite.plots.episodes import plot_episode  # noqa: E402
 from metalearn_lite.plots.style import apply_style  # noqa: E402
 from metalearn_lite.utils import limit_cpu_threads  # noqa: E402
-from metalearn_lite.widgets.omniglot import draw_episode_adaptation, episode_adaptation  # noqa: E402
+from metalearn_lite.few_shot import episode_adaptation  # noqa: E402
+from metalearn_lite.plots.episodes import draw_episode_adaptation  # noqa: E402
 
 MOVES = [  # (inner_lr, inner_steps, episode): a student's session
     (0.4, 10, 0), (0.4, 15, 0), (0.4, 3, 0), (1.0, 3, 0), (1.0, 10, 0), (0.1, 10, 0), (0.1, 20, 0),

@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 
 from . import maml
 from .batch_checks import check_batch
+from .data import EpisodeSampler
 from .divergence import BLOWUP, blew_up
 from .grouped import grouped_forward
 from .losses import task_losses
@@ -285,3 +286,45 @@ def default_checkpoint(name: str = "omniglot_maml_5way1shot.pt"):
     """Path of a checkpoint shipped inside the package."""
     from pathlib import Path
     return Path(__file__).resolve().parent / "checkpoints" / name
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# One episode, step by step: what the episode explorer of notebook 5 computes on every slider move.
+
+
+def sample_episode(characters, episode: int, n_way: int = 5, k_shot: int = 1, k_query: int = 5):
+    """Episode number ``episode`` (a seed) of ``characters``, as a ``TaskBatch`` of one task."""
+    return EpisodeSampler(characters, n_way, k_shot, k_query, meta_batch_size=1, seed=int(episode)).sample()
+
+
+def episode_adaptation(inner_lr: float, inner_steps: int, episode: int, model, params: Dict[str, torch.Tensor],
+                       characters, n_way: int = 5, k_shot: int = 1, k_query: int = 5, bn: str = "query",
+                       zero_head: bool = True, cache: Optional[dict] = None) -> dict:
+    """Adapt ``params`` to one episode; return what the explorer draws.
+
+    Returns a dict with ``batch`` (the episode), ``predictions`` (query labels after ``inner_steps``),
+    ``steps`` and ``accuracies`` (query accuracy after 0..inner_steps steps, NaN after divergence),
+    ``support_losses``, ``accuracy`` (final, NaN if diverged), ``diverged`` and the settings.
+    ``cache``: a dict kept between calls (the explorer's); moving only the steps slider then continues or slices
+    the adaptation already computed instead of starting again.
+    """
+    inner_steps = require_int("inner_steps", inner_steps, minimum=0)
+    key = (int(episode), float(inner_lr), n_way, k_shot, k_query, bn, zero_head, id(params), id(characters))
+    entry = None if cache is None else cache.get(key)
+    if entry is None:
+        batch = sample_episode(characters, episode, n_way, k_shot, k_query)
+        steps = adaptation_steps(model, fit_head(params, n_way, zero_head), batch, inner_lr, bn=bn)
+        entry = {"batch": batch, "generator": steps, "states": []}
+        if cache is not None:
+            cache.clear()  # one adaptation at a time: the explorer only ever continues the current one
+            cache[key] = entry
+    while len(entry["states"]) <= inner_steps:
+        entry["states"].append(next(entry["generator"]))
+    states = entry["states"][:inner_steps + 1]
+    accuracies = np.array([float(state.query_accuracies[0]) for state in states])
+    diverged = bool(states[-1].diverged[0])
+    return {"batch": entry["batch"], "predictions": states[-1].predictions[0], "steps": np.arange(inner_steps + 1),
+            "accuracies": accuracies, "support_losses": np.array([float(s.support_losses[0]) for s in states]),
+            "accuracy": float("nan") if diverged else float(accuracies[-1]), "diverged": diverged,
+            "inner_lr": float(inner_lr), "inner_steps": int(inner_steps), "episode": int(episode),
+            "n_way": n_way, "k_shot": k_shot}

@@ -12,8 +12,9 @@ matplotlib.use("Agg")
 from metalearn_lite.data import load_omniglot  # noqa: E402
 from metalearn_lite.maml import parameters_of  # noqa: E402
 from metalearn_lite.models import Conv4  # noqa: E402
-from metalearn_lite.widgets.omniglot import (MAX_INNER_STEPS, draw_episode_adaptation, episode_adaptation,  # noqa
-                                             episode_explorer)
+from metalearn_lite.few_shot import episode_adaptation  # noqa: E402
+from metalearn_lite.plots.episodes import draw_episode_adaptation  # noqa: E402
+from metalearn_lite.widgets.omniglot import MAX_INNER_STEPS, episode_explorer  # noqa: E402
 from metalearn_lite.data.settings import get_data_dir
 
 # Found only through the package's data-folder setting (METALEARN_DATA, else its default folder);

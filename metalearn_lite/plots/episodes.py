@@ -11,8 +11,10 @@ from typing import List, Optional, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.colors import to_rgb
+from matplotlib.ticker import MaxNLocator
 
-from .style import PALETTE
+from .style import PALETTE, mark_diverged
 
 RIGHT_COLOR = PALETTE["maml"]        # blue: distinguishable from vermillion under colour blindness
 WRONG_COLOR = PALETTE["pretrained"]  # vermillion
@@ -90,3 +92,66 @@ def _draw(ax, images: np.ndarray, index: Optional[int], color: str, text: Option
         spine.set_linewidth(2.5)
     if text is not None:
         ax.set_xlabel(text, fontsize=8, color=color)
+
+
+def episode_mosaic(data: dict, max_query_per_class: int = 2, border: int = 2) -> tuple:
+    """One RGB image of the episode: a column per class, support rows then query rows, each image framed in its
+    colour (support: orange; query: blue if predicted right, vermillion if wrong, green without predictions).
+
+    Returns ``(mosaic (H, W, 3) floats, [(row, column, text, colour)] for the query labels)``. One ``imshow`` of
+    this draws many times faster than a grid of subplots, which keeps the explorer's redraw under 500 ms.
+    """
+    batch, n_way = data["batch"], data["n_way"]
+    support_X, support_y = batch.support.X[0, :, 0].numpy(), batch.support.y[0].numpy()
+    query_X, query_y = batch.query.X[0, :, 0].numpy(), batch.query.y[0].numpy()
+    predictions = None if data["diverged"] else np.asarray(data["predictions"])
+    cells = []   # (row, column, image, colour, text)
+    k_shot = int((support_y == 0).sum())
+    for label in range(n_way):
+        for row, index in enumerate(np.flatnonzero(support_y == label)):
+            cells.append((row, label, support_X[index], PALETTE["support"], None))
+        for row, index in enumerate(np.flatnonzero(query_y == label)[:max_query_per_class]):
+            colour, text = PALETTE["query"], None
+            if predictions is not None:
+                right = predictions[index] == query_y[index]
+                colour, text = (RIGHT_COLOR if right else WRONG_COLOR), f"pred {predictions[index]}"
+            cells.append((k_shot + row, label, query_X[index], colour, text))
+    side = support_X.shape[-1] + 2 * border
+    gap = 4
+    n_rows = k_shot + max_query_per_class
+    mosaic = np.ones((n_rows * (side + gap), n_way * (side + gap), 3))
+    labels = []
+    for row, column, image, colour, text in cells:
+        top, left = row * (side + gap), column * (side + gap)
+        mosaic[top:top + side, left:left + side] = to_rgb(colour)
+        inner = 1.0 - np.clip(image, 0.0, 1.0)   # dark strokes on white
+        mosaic[top + border:top + side - border, left + border:left + side - border] = inner[..., None]
+        if text is not None:
+            labels.append((top + side + gap / 2, left + side / 2, text, colour))
+    return mosaic, labels
+
+
+def draw_episode_adaptation(data: dict, max_query_per_class: int = 2, max_inner_steps: int = 20):
+    """The episode (support, query images framed right/wrong) and query accuracy against inner steps."""
+    result = "diverged" if data["diverged"] else f"query accuracy {data['accuracy']:.0%}"
+    fig, (ax_images, ax) = plt.subplots(1, 2, figsize=(9.5, 3.6), gridspec_kw={"width_ratios": [1.25, 1]})
+    mosaic, labels = episode_mosaic(data, max_query_per_class)
+    ax_images.imshow(mosaic, interpolation="nearest")
+    for y, x, text, colour in labels:
+        ax_images.text(x, y, text, ha="center", va="center", fontsize=7, color=colour)
+    ax_images.set_axis_off()
+    ax_images.set_title("support (orange) and query (blue right, red wrong)", fontsize=9)
+    steps, accuracies = data["steps"], data["accuracies"]
+    ax.plot(steps, 100 * accuracies, "o-", color=PALETTE["maml"], markersize=4, label="query accuracy")
+    ax.axhline(100 / data["n_way"], color=PALETTE["random"], linestyle="--", label="chance")
+    ax.set_xlim(-0.5, max(max_inner_steps, int(steps[-1])) + 0.5)
+    ax.set_ylim(0, 105)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("inner steps")
+    ax.set_ylabel("query accuracy (%)")
+    ax.legend(loc="lower right")
+    if data["diverged"]:
+        mark_diverged(ax)
+    fig.suptitle(f"inner lr {data['inner_lr']:.3g}, {data['inner_steps']} steps: {result}", fontsize=11)
+    fig.subplots_adjust(left=0.02, right=0.98, bottom=0.14, top=0.84, wspace=0.15)
+    return fig
