@@ -7,8 +7,13 @@ Workloads (from the issue that set the targets):
       second and first order (random 28x28 inputs).
 
 Each (workload, strategy) runs in a fresh subprocess, so its peak resident memory is its own. Ratios are against
-the per-task loop ("loop") measured in the same run.
-Usage: python benchmarks/maml_speed.py [--seconds 10] [--threads N]
+"func-loop", a plain torch.func per-task loop written here the way a peer library would (the fastest
+peer-equivalent baseline; the package's own strategies must beat it), measured in the same run.
+``--previous DIR`` also times the engine default of another checkout of this repository (e.g. a git worktree of
+the previous release: ``git worktree add /tmp/previous <commit>``), in the same run, so that a change to the engine
+shows its speed against the code it replaces.
+For the side-by-side comparison with learn2learn and higher, see ``benchmarks/peer_plugin.py``.
+Usage: python benchmarks/maml_speed.py [--seconds 10] [--threads N] [--previous DIR]
 """
 
 from __future__ import annotations
@@ -22,9 +27,10 @@ import sys
 import time
 
 WORKLOADS = {
-    "W1": {"strategies": ["loop", "vmap", "grouped"], "orders": ["second"]},
-    "W2": {"strategies": ["loop", "threads", "vmap", "grouped"], "orders": ["second", "first"]},
+    "W1": {"strategies": ["func-loop", "loop", "vmap", "grouped"], "orders": ["second"]},
+    "W2": {"strategies": ["func-loop", "loop", "threads", "vmap", "grouped"], "orders": ["second", "first"]},
 }
+BASELINE = "func-loop"
 
 
 def build(workload: str):
@@ -55,28 +61,64 @@ def measure(workload: str, strategy: str, order: str, seconds: float) -> dict:
     from metalearn_lite.maml import MAML
 
     model, settings, sample = build(workload)
-    maml = MAML(model, first_order=(order == "first"), strategy=strategy, **settings)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    if strategy == BASELINE:
+        meta_step = plain_func_loop(model, optimizer, first_order=(order == "first"), **settings)
+    else:
+        maml = MAML(model, first_order=(order == "first"), strategy=strategy, **settings)
+        meta_step = lambda batch: maml.meta_step(batch, optimizer)  # noqa: E731
     batches = [sample() for _ in range(4)]
     baseline_mib = _peak_rss_mib()
     for batch in batches[:2]:  # warm-up: allocator and kernel selection
-        maml.meta_step(batch, optimizer)
+        meta_step(batch)
     steps, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
-        maml.meta_step(batches[steps % len(batches)], optimizer)
+        meta_step(batches[steps % len(batches)])
         steps += 1
     elapsed = time.perf_counter() - start
     return {"steps_per_s": steps / elapsed, "peak_mib": _peak_rss_mib(), "setup_mib": baseline_mib}
+
+
+def plain_func_loop(model, optimizer, inner_lr: float, inner_steps: int, loss: str, first_order: bool):
+    """A meta-step as a peer library writes it: for each task, ``torch.func.grad`` for the inner steps and
+    ordinary autograd for the meta-gradient, then Adam. No checks, no batching: the baseline to beat."""
+    import torch
+    from torch.func import functional_call, grad
+    from torch.nn import functional as F
+
+    loss_fn = F.mse_loss if loss == "mse" else F.cross_entropy
+    params = dict(model.named_parameters())
+
+    def meta_step(batch):
+        optimizer.zero_grad()
+        for t in range(batch.n_tasks):
+            support_loss = lambda p: loss_fn(functional_call(model, p, (batch.support.X[t],)), batch.support.y[t])  # noqa: E731
+            fast = params
+            for _ in range(inner_steps):
+                grads = grad(support_loss)(fast)
+                if first_order:
+                    grads = {k: g.detach() for k, g in grads.items()}
+                fast = {k: w - inner_lr * grads[k] for k, w in fast.items()}
+            query = loss_fn(functional_call(model, fast, (batch.query.X[t],)), batch.query.y[t])
+            (query / batch.n_tasks).backward()
+        optimizer.step()
+
+    return meta_step
 
 
 def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
-def run_in_subprocess(workload: str, strategy: str, order: str, seconds: float, threads: int) -> dict:
+def run_in_subprocess(workload: str, strategy: str, order: str, seconds: float, threads: int,
+                      source: str = None) -> dict:
+    """One measurement in a fresh process; ``source``: the checkout whose package to import (default: this one)."""
     command = [sys.executable, __file__, "--single", workload, strategy, order, "--seconds", str(seconds),
                "--threads", str(threads)]
-    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    env = dict(os.environ)
+    if source:
+        env["PYTHONPATH"] = os.pathsep.join([source, env.get("PYTHONPATH", "")])
+    output = subprocess.run(command, check=True, capture_output=True, text=True, env=env).stdout
     return json.loads(output.strip().splitlines()[-1])
 
 
@@ -84,6 +126,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=10.0, help="timed seconds per configuration")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--previous", default=None, metavar="DIR",
+                        help="also time the engine default of the checkout in DIR (e.g. the previous release)")
     parser.add_argument("--single", nargs=3, metavar=("WORKLOAD", "STRATEGY", "ORDER"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     import torch
@@ -93,21 +137,25 @@ def main() -> None:
         print(json.dumps(measure(*args.single, args.seconds)))
         return
 
-    from metalearn_lite.maml import preferred_strategy
+    from metalearn_lite.batching import preferred_strategy
     from metalearn_lite.models import MLP, Conv4
     auto = {"W1": preferred_strategy(MLP()), "W2": preferred_strategy(Conv4())}
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, OMP_WAIT_POLICY="
           f"{os.environ.get('OMP_WAIT_POLICY', 'unset')}; engine default: W1 -> {auto['W1']}, W2 -> {auto['W2']}")
-    print(f"{'workload':8} {'order':7} {'strategy':9} {'meta-steps/s':>12} {'x loop':>7} {'peak MiB':>9}")
+    print(f"{'workload':8} {'order':7} {'strategy':9} {'meta-steps/s':>12} {'x func':>7} {'peak MiB':>9}")
     for workload, plan in WORKLOADS.items():
         for order in plan["orders"]:
             results = {s: run_in_subprocess(workload, s, order, args.seconds, torch.get_num_threads())
                        for s in plan["strategies"]}
-            loop_speed = results["loop"]["steps_per_s"]
+            if args.previous:
+                results["previous"] = run_in_subprocess(workload, "auto", order, args.seconds,
+                                                        torch.get_num_threads(), args.previous)
+            base_speed = results[BASELINE]["steps_per_s"]
             for strategy, r in results.items():
                 marker = " <- engine default" if strategy == auto[workload] else ""
+                marker = " <- previous release's default" if strategy == "previous" else marker
                 print(f"{workload:8} {order:7} {strategy:9} {r['steps_per_s']:12.2f} "
-                      f"{r['steps_per_s'] / loop_speed:7.2f} {r['peak_mib']:9.0f}{marker}")
+                      f"{r['steps_per_s'] / base_speed:7.2f} {r['peak_mib']:9.0f}{marker}")
             if workload == "W1" and order == "second":
                 minutes = 70_000 / results[auto["W1"]]["steps_per_s"] / 60
                 print(f"         -> the paper's 70,000 W1 meta-steps would take {minutes:.1f} min")
