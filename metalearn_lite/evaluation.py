@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Dict, Mapping, Optional, Sequence
 
@@ -26,7 +25,7 @@ from .baselines import FineTuneCurves, FineTuningView
 from .divergence import BLOWUP, blew_up, diverged_tasks, first_divergence
 from .models import MLP
 from .tasks import SinusoidTasks, Split, TaskBatch
-from .train import load_checkpoint
+from .train import load_checkpoint, shipped_checkpoint
 from .validation import require_finite, require_float, require_int, require_params
 
 EVAL_SEED = 2017
@@ -129,7 +128,7 @@ def checkpoint_path(name: str) -> Path:
     """Where the shipped sinusoid checkpoint ``name`` (``"maml"`` or ``"pretrained"``) lies in the package."""
     if name not in SINUSOID_CHECKPOINTS:
         raise ValueError(f"name must be one of {', '.join(map(repr, SINUSOID_CHECKPOINTS))}, got {name!r}")
-    return Path(str(resources.files("metalearn_lite") / "checkpoints" / SINUSOID_CHECKPOINTS[name]))
+    return shipped_checkpoint(SINUSOID_CHECKPOINTS[name])
 
 
 def random_init(seed: int = 0, model: Optional[nn.Module] = None) -> Dict[str, torch.Tensor]:

@@ -283,9 +283,9 @@ def load_initialisation(path) -> tuple:
 
 
 def default_checkpoint(name: str = "omniglot_maml_5way1shot.pt"):
-    """Path of a checkpoint shipped inside the package."""
-    from pathlib import Path
-    return Path(__file__).resolve().parent / "checkpoints" / name
+    """Path of the Omniglot checkpoint shipped inside the package (``train.shipped_checkpoint``)."""
+    from .train import shipped_checkpoint
+    return shipped_checkpoint(name)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Callable, Iterator, List, Optional
 
@@ -40,6 +41,17 @@ MODEL_CLASSES = {"MLP": MLP, "Conv4": Conv4, "LinearModel": LinearModel}
 CHECKPOINT_FORMAT = 1
 TASK_FAMILY_MODELS = {"sinusoid": "MLP", "omniglot": "Conv4"}   # the model class each training command writes
 TASK_FAMILY_NAMES = {"sinusoid": "a sinusoid", "omniglot": "an Omniglot"}
+
+
+SHIPPED_CHECKPOINTS = ("sinusoid_maml.pt", "sinusoid_pretrained.pt", "omniglot_maml_5way1shot.pt")
+"""The checkpoints that ship inside the package (``metalearn_lite/checkpoints/``; the README says which command
+made each)."""
+
+
+def shipped_checkpoint(name: str) -> Path:
+    """Where the shipped checkpoint ``name`` (one of ``SHIPPED_CHECKPOINTS``) lies: the one place that knows."""
+    name = require_choice("name", name, SHIPPED_CHECKPOINTS)
+    return Path(str(resources.files("metalearn_lite") / "checkpoints" / name))
 
 
 class NonFiniteLossError(FloatingPointError):

@@ -70,3 +70,13 @@ def test_pretrained_matches_the_paper(results):
     for steps in STEPS:
         paper = evaluation.PAPER_TABLE["pretrained"][steps]
         assert abs(results["pretrained"].mean(steps) - paper) <= evaluation.PAPER_TOLERANCE * paper
+
+
+def test_one_place_knows_where_the_shipped_checkpoints_are():
+    from metalearn_lite import few_shot, train
+    for name in train.SHIPPED_CHECKPOINTS:
+        assert train.shipped_checkpoint(name).is_file(), name
+    assert evaluation.checkpoint_path("maml") == train.shipped_checkpoint("sinusoid_maml.pt")
+    assert few_shot.default_checkpoint() == train.shipped_checkpoint("omniglot_maml_5way1shot.pt")
+    with pytest.raises(ValueError, match="name"):
+        train.shipped_checkpoint("reptile.pt")
