@@ -144,6 +144,14 @@ def objectives() -> Dict[str, Objective]:
 
 
 OBJECTIVE_NAMES = tuple(objectives())
+OBJECTIVE_TITLES = {
+    "parabola_1d": "parabola (1-D)",
+    "double_well_1d": "double well (1-D)",
+    "well_conditioned": "round bowl (curvatures 1, 2)",
+    "ill_conditioned": "narrow valley (curvatures 1, 20)",
+    "non_convex": "two valleys (2-D)",
+}
+"""What a student reads for each loss (the explorer's menu)."""
 
 
 def get_objective(objective) -> Objective:

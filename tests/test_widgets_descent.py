@@ -33,3 +33,13 @@ def test_explorer_redraws_and_flags_divergence():
     assert not data.diverged and len(data.losses) == MAX_STEPS + 1 and data.losses[-1] < data.losses[0]
     explorer.controls["objective"].value = "double_well_1d"
     assert explorer.last_data.objective.dim == 1 and explorer.last_error is None
+
+
+def test_the_loss_menu_shows_names_a_student_reads():
+    explorer = descent_explorer("ill_conditioned", lr=0.05, steps=10)
+    menu = explorer.controls["objective"]
+    assert menu.value == "ill_conditioned"
+    labels = [label for label, _ in menu.options]
+    assert all("_" not in label for label in labels) and menu.label == "narrow valley (curvatures 1, 20)"
+    menu.value = "double_well_1d"
+    assert explorer.last_data.objective.name == "double_well_1d"

@@ -93,7 +93,7 @@ def float_slider(description: str, value: float, minimum: float, maximum: float,
 
 
 def dropdown(description: str, options, value) -> widgets.Dropdown:
-    """A choice between named options (e.g. which loss)."""
+    """A choice between named options (e.g. which loss); ``options``: values, or ``(label, value)`` pairs."""
     return widgets.Dropdown(options=list(options), value=value, description=description, style=SLIDER_STYLE)
 
 

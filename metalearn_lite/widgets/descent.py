@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..descent import OBJECTIVE_NAMES, descent_data
+from ..descent import OBJECTIVE_NAMES, OBJECTIVE_TITLES, descent_data
 from ..plots.descent import descent_figure
 from .core import Explorer, dropdown, int_slider, log_slider
 
@@ -17,7 +17,7 @@ def descent_explorer(objective: str = "ill_conditioned", lr: float = 0.05, steps
     ``explorer.last_data`` is the ``descent.DescentPath`` of the current setting.
     """
     controls = {
-        "objective": dropdown("loss", OBJECTIVE_NAMES, objective),
+        "objective": dropdown("loss", [(OBJECTIVE_TITLES[name], name) for name in OBJECTIVE_NAMES], objective),
         "lr": log_slider("learning rate", lr, *LR_EXPONENTS),
         "steps": int_slider("steps", steps, 1, MAX_STEPS),
     }
