@@ -157,8 +157,15 @@ def explorer_figure(view, figsize=(10, 3.8), dpi: int = 72):
     return fig
 
 
-def decade_limits(values: Sequence[np.ndarray], at_least: tuple = (0.1, 10.0)) -> tuple:
-    """(10**a, 10**b): whole decades around every finite positive value, never narrower than ``at_least``.
+MAX_DECADES = (-3, 4)
+"""The explorer's error axis never goes beyond 1e-3 ... 1e4: a curve is cut at its blow-up (100 times its start,
+``divergence``), so larger values carry no lesson and would only crowd the axis with labels."""
+
+
+def decade_limits(values: Sequence[np.ndarray], at_least: tuple = (0.1, 10.0),
+                  at_most: tuple = MAX_DECADES) -> tuple:
+    """(10**a, 10**b): whole decades around every finite positive value, never narrower than ``at_least`` and
+    never wider than ``at_most`` (decade exponents).
 
     A log axis that moves in whole decades and rarely at all (most settings share ``at_least``), so that the live
     figure's cached background (ticks, labels) is reused from one slider move to the next.
@@ -167,6 +174,7 @@ def decade_limits(values: Sequence[np.ndarray], at_least: tuple = (0.1, 10.0)) -
     finite = np.concatenate([v for v in finite if v.size]) if any(v.size for v in finite) else np.array([1.0])
     low = min(math.floor(math.log10(finite.min())), math.floor(math.log10(at_least[0])))
     high = max(math.ceil(math.log10(finite.max())), math.ceil(math.log10(at_least[1])))
+    low, high = max(low, at_most[0]), min(high, at_most[1])
     return 10.0 ** low, 10.0 ** max(high, low + 1)
 
 
@@ -228,7 +236,11 @@ class ExplorerFigure(LiveFigure):
             text.set_text(name + (" (diverged)" if curve.diverged else ""))
         self.left.title.set_text(f"Fitted functions after {steps} step{'s' if steps != 1 else ''}, K={view.k_shot}")
         self.right.title.set_text(f"Adaptation, inner lr = {view.inner_lr:.3g}")
-        self.right.set_ylim(*decade_limits(list(losses.values())))
+        low, high = decade_limits(list(losses.values()))
+        self.right.set_ylim(low, high)
+        # 1, 2, 5 per decade reads well over the usual two decades; over more, one label per decade
+        wide = math.log10(high / low) > 2.5
+        self.right.yaxis.set_major_locator(LogLocator(subs=(1.0,) if wide else (1.0, 2.0, 5.0), numticks=8))
         diverged = [name for name, flag in view.diverged.items() if flag]
         self.diverged_left.set_text("diverged: " + ", ".join(diverged))
         for label in (self.diverged_left, self.diverged_right):
