@@ -16,8 +16,9 @@ from matplotlib.ticker import MaxNLocator
 
 from .style import PALETTE, mark_diverged
 
-RIGHT_COLOR = PALETTE["maml"]        # blue: distinguishable from vermillion under colour blindness
-WRONG_COLOR = PALETTE["pretrained"]  # vermillion
+RIGHT_COLOR = PALETTE["maml"]        # blue
+WRONG_COLOR = PALETTE["first_order"] # reddish purple: apart from blue and from the support orange (Okabe-Ito), also
+                                     # under colour blindness; vermillion was too close to that orange
 
 
 def plot_episode(batch, task: int = 0, predictions: Optional[Sequence[int]] = None,
@@ -96,7 +97,7 @@ def _draw(ax, images: np.ndarray, index: Optional[int], color: str, text: Option
 
 def episode_mosaic(data: dict, max_query_per_class: int = 2, border: int = 2) -> tuple:
     """One RGB image of the episode: a column per class, support rows then query rows, each image framed in its
-    colour (support: orange; query: blue if predicted right, vermillion if wrong, green without predictions).
+    colour (support: orange; query: blue if predicted right, purple if wrong, green without predictions).
 
     Returns ``(mosaic (H, W, 3) floats, [(row, column, text, colour)] for the query labels)``. One ``imshow`` of
     this draws many times faster than a grid of subplots, which keeps the explorer's redraw under 500 ms.
@@ -140,7 +141,7 @@ def draw_episode_adaptation(data: dict, max_query_per_class: int = 2, max_inner_
     for y, x, text, colour in labels:
         ax_images.text(x, y, text, ha="center", va="center", fontsize=7, color=colour)
     ax_images.set_axis_off()
-    ax_images.set_title("support (orange) and query (blue right, red wrong)", fontsize=9)
+    ax_images.set_title("support (orange) and query (blue right, purple wrong)", fontsize=9)
     steps, accuracies = data["steps"], data["accuracies"]
     ax.plot(steps, 100 * accuracies, "o-", color=PALETTE["maml"], markersize=4, label="query accuracy")
     ax.axhline(100 / data["n_way"], color=PALETTE["random"], linestyle="--", label="chance")
