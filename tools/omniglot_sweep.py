@@ -1,7 +1,7 @@
 """Run an Omniglot configuration sweep: train several configurations in parallel, evaluate each at test time in
 several adaptation settings, and print one line per result.
 
-This is how the shipped configuration was chosen (README, "How the Omniglot configuration was chosen"). Each
+This is how the shipped configuration was chosen (docs/omniglot-configuration.md). Each
 configuration trains a fixed number of meta-steps: the number a 20-minute run on 2 laptop cores reaches with that
 configuration (measured with ``--meta-steps 60`` runs), so a sweep on a faster machine (or a GPU, ``--device cuda``)
 compares configurations at equal laptop time. Usage::

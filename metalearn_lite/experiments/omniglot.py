@@ -10,7 +10,7 @@ Usage (the commands that made the shipped checkpoint; see the README's "Checkpoi
 The second command evaluates the checkpoint on the held-out alphabets (the numbers notebook 5 reports: 600
 episodes per setting with 95% confidence intervals, and the 20-run challenge) and stores them in its metadata.
 
-Defaults (chosen by a sweep at equal laptop time, README "How the Omniglot configuration was chosen"): Conv4 with 48
+Defaults (chosen by a sweep at equal laptop time, docs/omniglot-configuration.md): Conv4 with 48
 channels; 10-way 1-shot episodes with 4 query images per class from the minimal split's training alphabets
 (rotations as new classes), half of them drawn from one alphabet in one rotation (``--same-alphabet 0.5``);
 meta-batch 5; one inner step with ``inner_lr=0.4``; second-order meta-gradient (the per-task loop on a CPU, spread
