@@ -48,3 +48,11 @@ def test_starters_that_still_return_none_get_the_hint_and_a_list_slip_is_named(c
     assert not check_ci_half_width(lambda accuracies: 1.96 * accuracies.std(ddof=1) / len(accuracies) ** 0.5)
     out = capsys.readouterr().out
     assert "AttributeError" in out and "Python list" in out and "np.asarray" in out
+
+
+def test_ci_checker_recognises_percent_and_the_t_quantile(capsys):
+    assert not check_ci_half_width(lambda v: 100 * ci_half_width(v))
+    assert "percentage points (x 100)" in capsys.readouterr().out
+    t_quantiles = {600: 1.9640, 50: 2.0096, 4: 3.1824}   # scipy.stats.t.ppf(0.975, n - 1)
+    assert not check_ci_half_width(lambda v: t_quantiles[len(v)] * np.std(v, ddof=1) / np.sqrt(len(v)))
+    assert "Student's t quantile" in capsys.readouterr().out

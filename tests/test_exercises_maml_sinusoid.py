@@ -56,3 +56,53 @@ def test_why_pretrained_fails(capsys):
     assert not ex.check_why_pretrained_fails(None)
     with pytest.raises(ValueError, match="'a'"):
         ex.check_why_pretrained_fails("e")
+
+
+def no_return(model, params, X, y, lr, steps):
+    fine_tune(model, params, X, y, lr, steps)
+
+
+def ignores_params(model, params, X, y, lr, steps):
+    return fine_tune(model, {k: v.detach() for k, v in model.named_parameters()}, X, y, lr, steps)
+
+
+def optimiser_on_the_model(model, params, X, y, lr, steps):
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    for _ in range(steps):
+        optimizer.zero_grad()
+        torch.nn.functional.mse_loss(model(X), y).backward()
+        optimizer.step()
+    return {k: v.detach().clone() for k, v in model.named_parameters()}
+
+
+def tuple_return(model, params, X, y, lr, steps):
+    return fine_tune(model, params, X, y, lr, steps), []
+
+
+def no_requires_grad(model, params, X, y, lr, steps):
+    from torch.func import functional_call
+    p = {k: v.detach().clone() for k, v in params.items()}
+    for _ in range(steps):
+        loss = torch.nn.functional.mse_loss(functional_call(model, p, (X,)), y)
+        grads = torch.autograd.grad(loss, list(p.values()))
+        p = {k: v - lr * g for (k, v), g in zip(p.items(), grads)}
+    return p
+
+
+@pytest.mark.parametrize("answer, diagnosis", [
+    (no_return, "returned None: did it end with `return p`"),
+    (ignores_params, "starts from the model's own weights, not from params"),
+    (optimiser_on_the_model, "changed the model's own weights"),
+    (tuple_return, "returned a tuple of 2; return the parameter dict alone"),
+    (no_requires_grad, "requires_grad_(True)"),
+])
+def test_fine_tune_slips_get_their_own_diagnosis(capsys, answer, diagnosis):
+    assert not ex.check_fine_tune(answer)
+    out = capsys.readouterr().out
+    assert out.startswith("Not yet.") and diagnosis in out, out
+
+
+def test_ci95_recognises_the_t_quantile(capsys):
+    losses = ex.CI_LOSSES
+    assert not ex.check_ci95(2.262 * losses.std(ddof=1) / np.sqrt(len(losses)))
+    assert "Student's t quantile (2.262 for 9 degrees of freedom)" in capsys.readouterr().out

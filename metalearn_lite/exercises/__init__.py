@@ -11,6 +11,11 @@ import math
 import numbers
 
 
+T_975 = {3: 3.182, 9: 2.262, 49: 2.010, 599: 1.964}
+"""Student's t 0.975 quantiles (``scipy.stats.t.ppf(0.975, df)``) for the sample sizes the checkers use: a student
+who uses the t interval instead of the normal one gets told so."""
+
+
 def feedback(correct: bool, message: str) -> bool:
     """Print ``message`` marked as correct or not, and return ``correct``."""
     print(("Correct! " if correct else "Not yet. ") + message)

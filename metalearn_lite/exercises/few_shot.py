@@ -6,7 +6,7 @@ import torch
 from torch.nn import functional as F
 
 from ..few_shot import mean_with_ci
-from . import feedback, not_answered
+from . import T_975, feedback, not_answered
 
 
 CI_HINT = ("the standard error of a mean of n values is std / sqrt(n) (use the sample standard deviation, ddof=1); "
@@ -48,6 +48,14 @@ def check_ci_half_width(function) -> bool:
                                    "on each side.")
         if abs(answer - 2 * expected) <= 1e-6 + 1e-4 * expected:
             return feedback(False, "that is the full width of the interval; report the half-width (mean ± h).")
+        if abs(answer - 100 * expected) <= 1e-4 + 1e-4 * 100 * expected:
+            return feedback(False, "that is in percentage points (x 100); return it on the scale of the accuracies, "
+                                   "as a fraction (0.01 means ±1 point).")
+        sample_std = expected * n ** 0.5 / 1.96
+        if n - 1 in T_975 and abs(answer - T_975[n - 1] * sample_std / n ** 0.5) <= 2e-3 * expected:
+            return feedback(False, f"you used Student's t quantile ({T_975[n - 1]} for {n - 1} degrees of freedom): "
+                                   "sound, but the convention here (and in the papers' tables) is the normal "
+                                   "approximation, 1.96 standard errors.")
         return feedback(False, f"for {n} values the half-width should be {expected:.4f}, got {answer:.4f}. "
                                "Hint: 1.96 * std(ddof=1) / sqrt(n).")
     return feedback(True, "with 600 episodes the interval is about ±1 point at 90% accuracy; with 100 it would "

@@ -10,7 +10,7 @@ import torch
 from .. import maml
 from ..evaluation import evaluation_tasks, random_init
 from ..models import MLP
-from . import as_number, close, feedback, not_answered
+from . import T_975, as_number, close, feedback, not_answered
 
 CI_LOSSES = np.array([0.31, 0.12, 0.55, 0.24, 0.98, 0.07, 0.42, 0.36, 0.19, 0.61])
 """Per-task query MSEs of exercise 1 (ten tasks)."""
@@ -38,6 +38,10 @@ def check_ci95(answer) -> bool:
         return feedback(False, "that is one standard error; a 95% interval spans 1.96 of them on each side.")
     if close(value, 2 * expected, rel=1e-2):
         return feedback(False, "that is the full width; the question asks for the half-width (mean ± this).")
+    if close(value, T_975[n - 1] * sample_std / math.sqrt(n), rel=1e-2):
+        return feedback(False, f"you used Student's t quantile ({T_975[n - 1]} for {n - 1} degrees of freedom): "
+                               "a sound choice for so few tasks, but this notebook asks for the normal "
+                               "approximation, 1.96 standard errors, which is what its tables use.")
     return feedback(False, f"{value:.3f} is not it. Hint: np.std(losses, ddof=1) / np.sqrt(len(losses)) * 1.96.")
 
 
@@ -47,7 +51,9 @@ def check_fine_tune(fine_tune_fn) -> bool:
 
     ``params`` is a dict of tensors (``maml.parameters_of(model)``); the function must return new parameters
     (not change the model) after ``inner_steps`` steps of ``theta <- theta - inner_lr * grad MSE(f_theta(X), y)``.
-    Checked against the package's ``maml.adapt`` on a seeded task, for 0, 1 and 5 steps.
+    Checked against the package's ``maml.adapt`` on a seeded task, for 0, 1 and 5 steps. The usual slips get their
+    own diagnosis: no ``return``, a tuple returned, ``params`` ignored (starting from the model's own weights), the
+    model or ``params`` changed in place (e.g. an optimiser on ``model.parameters()``), no ``requires_grad``.
     """
     if fine_tune_fn is None:
         return not_answered("copy params, then for each step: loss = mse(functional_call(model, p, (X,)), y); "
@@ -56,36 +62,67 @@ def check_fine_tune(fine_tune_fn) -> bool:
     if not callable(fine_tune_fn):
         raise ValueError(f"the answer must be a function fine_tune(model, params, X, y, inner_lr, inner_steps), "
                          f"got {type(fine_tune_fn).__name__}")
-    model, params = MLP(), random_init(1)
+    model, params = MLP(), random_init(1)   # the model's own weights differ from params: ignoring params shows
     batch = evaluation_tasks(1, 5, 5, seed=3)
     X, y = batch.support.X[0], batch.support.y[0]
     before = {k: v.clone() for k, v in params.items()}
-    for steps in (0, 1, 5):
+    model_before = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    for steps in (5, 1, 0):  # a run that moves first: changing the model in place shows at once
         try:
             adapted = fine_tune_fn(model, dict(params), X, y, 0.01, steps)
+        except RuntimeError as error:
+            if "does not require grad" in str(error):
+                return feedback(False, "torch.autograd.grad needs tensors that require gradients: give your copies "
+                                       "of params requires_grad_(True) (e.g. v.detach().clone().requires_grad_(True)) "
+                                       f"before the forward pass. (The error: {error})")
+            return feedback(False, f"with inner_steps={steps} your function raised RuntimeError: {error}")
         except Exception as error:
             return feedback(False, f"with inner_steps={steps} your function raised {type(error).__name__}: {error}")
+        if any(not torch.equal(model_before[k], v) for k, v in model.state_dict().items()):
+            return feedback(False, "your function changed the model's own weights (an optimiser on "
+                                   "model.parameters(), or an in-place update): fine-tuning must leave the model "
+                                   "untouched and return new parameters, so that every task starts from the same "
+                                   "initialisation.")
         if any(not torch.equal(before[k], params[k]) for k in params):
             return feedback(False, "the parameters passed in were modified in place; build new tensors instead "
                                    "(MAML needs the initialisation unchanged, to adapt it to the next task).")
-        if not isinstance(adapted, dict) or set(adapted) != set(params):
-            return feedback(False, f"return a dict with the same keys as params ({', '.join(params)}), "
-                                   f"got {type(adapted).__name__}")
+        message = _returned_dict_problem(adapted, params)
+        if message:
+            return feedback(False, message)
         expected = maml.adapt(model, before, batch, 0.01, steps).params
+        from_model = maml.adapt(model, maml.parameters_of(model), batch, 0.01, steps).params
         for name, value in adapted.items():
             value = torch.as_tensor(value).detach()
             if value.shape != params[name].shape:
                 return feedback(False, f"{name} has shape {tuple(value.shape)}, expected "
                                        f"{tuple(params[name].shape)}")
             if not torch.allclose(value, expected[name][0], rtol=1e-4, atol=1e-6):
-                moved = (value - params[name]).abs().max().item()
-                hint = ("nothing moved: did you run the loop inner_steps times and return the updated dict?"
-                        if moved == 0 and steps > 0 else
-                        "the step differs: the update is theta - inner_lr * gradient of the *mean* squared error on "
-                        "the support set (F.mse_loss), with the gradient taken at the current parameters.")
-                return feedback(False, f"after {steps} step(s), {name} differs from the reference. {hint}")
+                return feedback(False, f"after {steps} step(s), {name} differs from the reference. "
+                                       f"{_difference_hint(value, params[name], from_model[name][0], steps)}")
     return feedback(True, "your loop matches maml.adapt for 0, 1 and 5 steps. The package runs exactly this on "
                           "every task at once, with torch.func.vmap.")
+
+
+def _returned_dict_problem(adapted, params) -> str:
+    """What is wrong with the returned value, or "" when it is a dict with the keys of ``params``."""
+    if adapted is None:
+        return "your function returned None: did it end with `return p` (the dict of adapted parameters)?"
+    if isinstance(adapted, tuple) and any(isinstance(part, dict) for part in adapted):
+        return (f"your function returned a tuple of {len(adapted)}; return the parameter dict alone "
+                "(losses or other extras belong elsewhere).")
+    if not isinstance(adapted, dict) or set(adapted) != set(params):
+        return f"return a dict with the same keys as params ({', '.join(params)}), got {type(adapted).__name__}"
+    return ""
+
+
+def _difference_hint(value, start, from_model, steps: int) -> str:
+    if torch.allclose(value, from_model, rtol=1e-4, atol=1e-6):
+        return ("your function starts from the model's own weights, not from params: run the network with "
+                "functional_call(model, p, (X,)), where p starts as a copy of params.")
+    if steps > 0 and torch.equal(value, start):
+        return "nothing moved: did you run the loop inner_steps times and return the updated dict?"
+    return ("the step differs: the update is theta - inner_lr * gradient of the *mean* squared error on the support "
+            "set (F.mse_loss), with the gradient taken at the current parameters.")
 
 
 PRETRAINED_CHOICES = {
