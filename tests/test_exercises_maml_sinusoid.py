@@ -106,3 +106,44 @@ def test_ci95_recognises_the_t_quantile(capsys):
     losses = ex.CI_LOSSES
     assert not ex.check_ci95(2.262 * losses.std(ddof=1) / np.sqrt(len(losses)))
     assert "Student's t quantile (2.262 for 9 degrees of freedom)" in capsys.readouterr().out
+
+
+def deepcopy_maml(model, batch, inner_lr, optimizer):
+    """The classic blog-post MAML: a deep copy per task and an inner SGD optimiser."""
+    import copy
+    optimizer.zero_grad()
+    for t in range(batch.n_tasks):
+        fast = copy.deepcopy(model)
+        inner = torch.optim.SGD(fast.parameters(), lr=inner_lr)
+        torch.nn.functional.mse_loss(fast(batch.support.X[t]), batch.support.y[t]).backward()
+        inner.step()
+        (torch.nn.functional.mse_loss(fast(batch.query.X[t]), batch.query.y[t]) / batch.n_tasks).backward()
+    optimizer.step()
+
+
+def functional_maml(model, batch, inner_lr, optimizer, create_graph=True, scale=None):
+    from torch.func import functional_call
+    theta = dict(model.named_parameters())
+    losses = []
+    for t in range(batch.n_tasks):
+        support = torch.nn.functional.mse_loss(functional_call(model, theta, (batch.support.X[t],)), batch.support.y[t])
+        grads = torch.autograd.grad(support, list(theta.values()), create_graph=create_graph)
+        adapted = {k: w - inner_lr * g for (k, w), g in zip(theta.items(), grads)}
+        losses.append(torch.nn.functional.mse_loss(functional_call(model, adapted, (batch.query.X[t],)),
+                                                   batch.query.y[t]))
+    optimizer.zero_grad()
+    (torch.stack(losses).sum() if scale == "sum" else torch.stack(losses).mean()).backward()
+    optimizer.step()
+
+
+@pytest.mark.parametrize("answer, correct, diagnosis", [
+    (functional_maml, True, "equals maml.meta_gradient"),
+    (deepcopy_maml, False, "no meta-gradient reached the initialisation"),
+    (lambda m, b, lr, o: functional_maml(m, b, lr, o, create_graph=False), False, "first-order one"),
+    (lambda m, b, lr, o: functional_maml(m, b, lr, o, scale="sum"), False, "4 times too large"),
+    (lambda m, b, lr, o: 1 / 0, False, "ZeroDivisionError"),
+])
+def test_maml_step_checker(capsys, answer, correct, diagnosis):
+    assert ex.check_maml_step(answer) is correct
+    assert diagnosis in capsys.readouterr().out
+    assert not ex.check_maml_step(None)

@@ -151,3 +151,59 @@ def check_why_pretrained_fails(answer) -> bool:
         "d": "both were trained for 70,000 steps on the same task distribution.",
     }
     return feedback(key == "b", explanations[key])
+
+
+def check_maml_step(step_fn) -> bool:
+    """``step_fn(model, batch, inner_lr, optimizer)``: one second-order MAML meta-step that updates ``model``.
+
+    Run on a seeded MLP and sinusoid batch; the meta-gradient the step leaves in the model's ``.grad`` is compared
+    with ``maml.meta_gradient`` (second order, mean over tasks). Diagnoses: no meta-gradient reaching the
+    initialisation (the ``copy.deepcopy`` + inner-optimiser version), first order, a sum instead of a mean over
+    tasks, no optimiser step.
+    """
+    if step_fn is None:
+        return not_answered("for each task: adapted = theta - inner_lr * grad(support loss, create_graph=True), "
+                            "query loss with functional_call(model, adapted, (X,)); then backward on the mean and "
+                            "optimizer.step().")
+    if not callable(step_fn):
+        raise ValueError(f"pass your function itself, maml_step(model, batch, inner_lr, optimizer), "
+                         f"got {type(step_fn).__name__}")
+    torch.manual_seed(0)
+    model = MLP()
+    batch = evaluation_tasks(4, 10, 10, seed=11)
+    params = maml.parameters_of(model)
+    before = {k: v.clone() for k, v in params.items()}
+    second, first = (maml.meta_gradient(model, before, batch, 0.01, 1, first_order=order).grads
+                     for order in (False, True))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    try:
+        step_fn(model, batch, 0.01, optimizer)
+    except Exception as error:
+        return feedback(False, f"your function raised {type(error).__name__}: {error}")
+    grads = {name: p.grad for name, p in model.named_parameters()}
+    moved = any(not torch.equal(before[name], p.detach()) for name, p in model.named_parameters())
+    if all(g is None or not bool(g.abs().sum()) for g in grads.values()):
+        return feedback(False, "no meta-gradient reached the initialisation: after your step every parameter of "
+                               "`model` has no gradient (.grad is None or zero), so the optimiser had nothing to "
+                               "apply and the model learns nothing. Which tensors did the query loss's backward() "
+                               "reach? (Look at what copy.deepcopy and the inner optimiser's step do to the graph.)")
+    if not moved:
+        return feedback(False, "the meta-gradient is there, but the model's parameters did not change: call "
+                               "optimizer.step() after the backward pass.")
+    if _all_close(grads, second):
+        return feedback(True, "the meta-gradient your step leaves in .grad equals maml.meta_gradient (second "
+                              "order): the query loss is differentiated through the inner step back to theta.")
+    if _all_close(grads, first):
+        return feedback(False, "your meta-gradient is the first-order one: the inner gradient was treated as a "
+                               "constant. Take it with torch.autograd.grad(..., create_graph=True).")
+    if _all_close(grads, {k: batch.n_tasks * g for k, g in second.items()}):
+        return feedback(False, f"your meta-gradient is {batch.n_tasks} times too large: average the query losses "
+                               "over the tasks of the batch (the mean, as in the paper), not their sum.")
+    return feedback(False, "the meta-gradient in .grad differs from maml.meta_gradient on the same batch. Check the "
+                           "inner step (theta - inner_lr * grad of the mean squared error on the support set) and "
+                           "that optimizer.zero_grad() comes before the backward pass.")
+
+
+def _all_close(grads, reference) -> bool:
+    return all(grads[k] is not None and torch.allclose(grads[k], reference[k], rtol=1e-4, atol=1e-7)
+               for k in reference)
