@@ -54,6 +54,10 @@ def test_critical_learning_rate_checker(capsys):
     assert ok is False and "flat" in out
     ok, out = run(ex1.check_critical_learning_rate, 2 / 21, capsys)
     assert ok is False and "best" in out
+    ok, out = run(ex1.check_critical_learning_rate, 0.099, capsys)   # just below the boundary: right, boundary named
+    assert ok is True and "critical learning rate" in out
+    ok, out = run(ex1.check_critical_learning_rate, 0.11, capsys)
+    assert ok is False
     with pytest.raises(ValueError, match="single number"):
         ex1.check_critical_learning_rate("0.1")
     with pytest.raises(ValueError, match="single number"):

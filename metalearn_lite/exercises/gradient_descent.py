@@ -61,8 +61,9 @@ def check_gradient_descent(gradient_descent_fn) -> bool:
 
 
 def check_critical_learning_rate(answer) -> bool:
-    """The largest learning rate for which gradient descent converges on the ill-conditioned quadratic
-    ``L = 0.5 theta_1^2 + 10 theta_2^2`` (curvatures 1 and 20)."""
+    """The critical learning rate of the ill-conditioned quadratic ``L = 0.5 theta_1^2 + 10 theta_2^2`` (curvatures
+    1 and 20): gradient descent converges below it and diverges above it. A value just below (e.g. 0.099) is also
+    right, with the boundary named."""
     if answer is None:
         return not_answered("along each axis the update multiplies theta_i by (1 - lr * h_i). "
                             "When is |1 - lr * h_i| < 1 for both curvatures h = 1 and h = 20?")
@@ -80,5 +81,9 @@ def check_critical_learning_rate(answer) -> bool:
     if close(value, 2.0 / 21.0):
         return feedback(False, "2 / (h_min + h_max) is the *best* learning rate (fastest convergence), "
                                "not the largest one that still converges.")
+    if 0.97 * expected <= value < expected:
+        return feedback(True, f"{value:g} converges, and so does every learning rate up to the boundary "
+                              f"2 / h_max = 2 / 20 = {expected:g}, the critical learning rate (at exactly "
+                              f"{expected:g} the steep direction flips sign forever without shrinking).")
     return feedback(False, f"{value:g} is not it. Hint: the factor on theta_2 per step is (1 - 20 lr); "
                            "convergence needs its absolute value below 1.")
