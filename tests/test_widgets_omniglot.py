@@ -86,3 +86,13 @@ def test_explorer_sliders_and_new_episode_button(setting):
     explorer.controls["episode"].value = explorer.controls["episode"].max
     explorer.button.click()
     assert explorer.last_data["episode"] == 0
+
+
+def test_right_and_wrong_are_marked_not_only_coloured(setting):
+    from metalearn_lite.plots.episodes import RIGHT_COLOR, WRONG_COLOR, episode_mosaic
+    model, params, characters = setting
+    data = episode_adaptation(0.4, 1, 3, model, params, characters)
+    _, labels = episode_mosaic(data)
+    assert labels and all(text[0] in "✓✗" for _, _, text, _ in labels)
+    assert all((text[0] == "✓") == (colour == RIGHT_COLOR) for _, _, text, colour in labels)
+    assert WRONG_COLOR != RIGHT_COLOR

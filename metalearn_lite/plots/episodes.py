@@ -21,6 +21,11 @@ WRONG_COLOR = PALETTE["first_order"] # reddish purple: apart from blue and from 
                                      # under colour blindness; vermillion was too close to that orange
 
 
+def prediction_label(right: bool, predicted) -> str:
+    """The label under a query image: a mark, so that right and wrong do not rest on colour alone."""
+    return f"{'✓' if right else '✗'} pred {int(predicted)}"
+
+
 def plot_episode(batch, task: int = 0, predictions: Optional[Sequence[int]] = None,
                  max_query_per_class: int = 3, image_size: float = 0.9, title: Optional[str] = None):
     """Draw one task of a ``TaskBatch`` as a grid and return the figure.
@@ -52,7 +57,7 @@ def plot_episode(batch, task: int = 0, predictions: Optional[Sequence[int]] = No
             color, text = PALETTE["query"], None
             if index is not None and predictions is not None:
                 right = predictions[index] == query_y[index]
-                color, text = (RIGHT_COLOR if right else WRONG_COLOR), f"pred {predictions[index]}"
+                color, text = (RIGHT_COLOR if right else WRONG_COLOR), prediction_label(right, predictions[index])
             _draw(axes[len(support_rows) + offset, label], support_X if index is None else query_X, index, color,
                   text)
     for label in range(n_way):
@@ -115,7 +120,7 @@ def episode_mosaic(data: dict, max_query_per_class: int = 2, border: int = 2) ->
             colour, text = PALETTE["query"], None
             if predictions is not None:
                 right = predictions[index] == query_y[index]
-                colour, text = (RIGHT_COLOR if right else WRONG_COLOR), f"pred {predictions[index]}"
+                colour, text = (RIGHT_COLOR if right else WRONG_COLOR), prediction_label(right, predictions[index])
             cells.append((k_shot + row, label, query_X[index], colour, text))
     side = support_X.shape[-1] + 2 * border
     gap = 4
@@ -141,7 +146,7 @@ def draw_episode_adaptation(data: dict, max_query_per_class: int = 2, max_inner_
     for y, x, text, colour in labels:
         ax_images.text(x, y, text, ha="center", va="center", fontsize=7, color=colour)
     ax_images.set_axis_off()
-    ax_images.set_title("support (orange) and query (blue right, purple wrong)", fontsize=9)
+    ax_images.set_title("support (orange) and query (✓ blue right, ✗ purple wrong)", fontsize=9)
     steps, accuracies = data["steps"], data["accuracies"]
     ax.plot(steps, 100 * accuracies, "o-", color=PALETTE["maml"], markersize=4, label="query accuracy")
     ax.axhline(100 / data["n_way"], color=PALETTE["random"], linestyle="--", label="chance")
