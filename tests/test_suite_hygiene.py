@@ -83,3 +83,20 @@ def test_the_checks_catch_what_they_are_for():
     assert OUTSIDE_REPOSITORY.search(f'DATA = Path(__file__).resolve().parents[2] / "{beside}" / "data"')
     assert OUTSIDE_REPOSITORY.search(f"cp ../{beside}/data/omniglot/*.zip .")
     assert not OUTSIDE_REPOSITORY.search('path = tmp_path / "shared.pt"')
+
+
+def test_solutions_stay_hidden_until_asked_for():
+    """No committed output prints an exercise's answer: solution cells are saved without outputs, hidden in
+    JupyterLab and as a form on Colab (tools/hide_solutions.py), and no other cell shows a checker's "Correct!"."""
+    import sys
+    sys.path.insert(0, str(ROOT / "tools"))
+    import hide_solutions
+    assert not hide_solutions.update(NOTEBOOKS, check=True), "run: python tools/hide_solutions.py"
+    for path in NOTEBOOKS:
+        nb = nbformat.read(path, as_version=4)
+        solutions = [cell for cell in nb.cells if hide_solutions.is_solution(cell)]
+        for cell in solutions:
+            assert cell.metadata["cellView"] == "form" and cell.metadata["jupyter"]["source_hidden"]
+        for index, cell in enumerate(nb.cells):
+            printed = "".join(str(output.get("text", "")) for output in cell.get("outputs", []))
+            assert "Correct!" not in printed, f"{path.name} cell {index} prints a checked answer"
