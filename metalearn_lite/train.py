@@ -43,7 +43,8 @@ TASK_FAMILY_MODELS = {"sinusoid": "MLP", "omniglot": "Conv4"}   # the model clas
 TASK_FAMILY_NAMES = {"sinusoid": "a sinusoid", "omniglot": "an Omniglot"}
 
 
-SHIPPED_CHECKPOINTS = ("sinusoid_maml.pt", "sinusoid_pretrained.pt", "omniglot_maml_5way1shot.pt")
+SHIPPED_CHECKPOINTS = ("sinusoid_maml.pt", "sinusoid_maml_lr0.001.pt", "sinusoid_pretrained.pt",
+                       "omniglot_maml_5way1shot.pt")
 """The checkpoints that ship inside the package (``metalearn_lite/checkpoints/``; the README says which command
 made each)."""
 

@@ -80,3 +80,15 @@ def test_one_place_knows_where_the_shipped_checkpoints_are():
     assert few_shot.default_checkpoint() == train.shipped_checkpoint("omniglot_maml_5way1shot.pt")
     with pytest.raises(ValueError, match="name"):
         train.shipped_checkpoint("reptile.pt")
+
+
+def test_the_code_default_checkpoint_reproduces_the_paper_without_leaving_a_task_out():
+    """Notebook 4's "hidden default": trained and evaluated with the authors' code's inner step (1e-3)."""
+    from metalearn_lite import train
+    model, payload = train.load_checkpoint(train.shipped_checkpoint("sinusoid_maml_lr0.001.pt"), task_family="sinusoid")
+    assert payload["metadata"]["settings"]["inner_lr"] == 0.001
+    batch = evaluation.evaluation_tasks(600, k_shot=5, k_query=100)
+    result = evaluation.evaluate(model, {k: v.detach() for k, v in model.named_parameters()}, batch, 0.001, 10)
+    assert len(result.diverged_tasks()) == 0
+    for steps in (1, 5, 10):
+        assert result.mean(steps) <= 1.15 * evaluation.PAPER_TABLE["maml"][steps]

@@ -38,7 +38,6 @@ def hide(nb) -> None:
         if "nbval-ignore-output" not in tags:
             tags.append("nbval-ignore-output")
         cell.outputs = []
-        cell.execution_count = None
 
 
 def update(paths: List[Path], check: bool = False) -> List[Path]:
