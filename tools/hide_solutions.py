@@ -6,8 +6,9 @@ A solution cell is a code cell tagged ``solution``. This tool makes each one:
 - committed without outputs (its checker's "Correct!" message would print the answer) and tagged
   ``nbval-ignore-output``, so ``pytest --nbval`` still runs it (its asserts must hold) without comparing outputs.
 
-Run it after re-executing a notebook: ``python tools/hide_solutions.py [--check] [NOTEBOOK ...]``; ``--check`` changes
-nothing and exits 1 when a notebook is out of date (``tests/test_suite_hygiene.py`` runs it).
+Run it after re-executing a notebook, before ``tools/update_links.py`` (which numbers the cells):
+``python tools/hide_solutions.py [--check] [NOTEBOOK ...]``; ``--check`` changes nothing and exits 1 when a notebook is
+out of date (``tests/test_suite_hygiene.py`` runs it).
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ def hide(nb) -> None:
         if "nbval-ignore-output" not in tags:
             tags.append("nbval-ignore-output")
         cell.outputs = []
+        if cell.get("execution_count") is None:  # it was run; tools/update_links.py numbers the cells in order
+            cell.execution_count = 1
 
 
 def update(paths: List[Path], check: bool = False) -> List[Path]:
