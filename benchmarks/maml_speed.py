@@ -82,7 +82,6 @@ def measure(workload: str, strategy: str, order: str, seconds: float) -> dict:
 def plain_func_loop(model, optimizer, inner_lr: float, inner_steps: int, loss: str, first_order: bool):
     """A meta-step as a peer library writes it: for each task, ``torch.func.grad`` for the inner steps and
     ordinary autograd for the meta-gradient, then Adam. No checks, no batching: the baseline to beat."""
-    import torch
     from torch.func import functional_call, grad
     from torch.nn import functional as F
 

@@ -15,7 +15,6 @@ import torch
 from torch import nn
 
 from . import validation
-from .losses import check_loss_name
 from .models import cached_layer_shapes, structure
 from .tasks import Split, TaskBatch
 from .validation import first_nonfinite, require_float, require_int
