@@ -105,3 +105,47 @@ def test_png_bytes_encodes_the_canvas_without_redrawing():
     import io
     image = Image.open(io.BytesIO(png))
     assert image.size == (100, 50) and image.mode == "RGB" and png_bytes(figure.canvas) == png
+
+
+def _displayed_bundle(monkeypatch, obj) -> dict:
+    """What ``display`` receives when a notebook shows ``obj`` (the raw MIME bundle)."""
+    from metalearn_lite.widgets import core
+
+    shown = []
+    monkeypatch.setattr(core, "display", lambda bundle, raw=False: shown.append((bundle, raw)))
+    obj._ipython_display_()
+    (bundle, raw), = shown
+    assert raw
+    return bundle
+
+
+@pytest.mark.parametrize("live", [False, True])
+def test_a_saved_notebook_keeps_a_picture_of_the_initial_view(monkeypatch, live):
+    import base64
+
+    def draw(data):
+        fig, ax = plt.subplots(figsize=(3, 2))
+        ax.plot([0, 1], [0, data["total"]])
+        return fig
+
+    explorer = Explorer(lambda n: {"total": n}, LineFigure(figsize=(3, 2)) if live else draw,
+                        {"n": int_slider("n", 2, 0, 5)})
+    bundle = _displayed_bundle(monkeypatch, explorer)
+    # The live widget for frontends that run widgets (the same entry ipywidgets 7 and 8 emit) ...
+    assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == explorer.widget.model_id
+    # ... and a picture of the same view for GitHub and nbviewer, instead of "VBox(children=...)".
+    png = base64.b64decode(bundle["image/png"])
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    if live:
+        assert png == explorer.image.value
+    assert "VBox" not in bundle["text/plain"] and "run the notebook" in bundle["text/plain"]
+    assert plt.get_fignums() == []
+
+
+def test_an_explorer_that_could_not_compute_shows_no_stale_picture(monkeypatch):
+    def compute(n):
+        raise ValueError("n must be positive")
+
+    explorer = Explorer(compute, lambda data: plt.figure(), {"n": int_slider("n", 2, 0, 5)})
+    bundle = _displayed_bundle(monkeypatch, explorer)
+    assert "image/png" not in bundle and explorer.last_error is not None

@@ -14,7 +14,7 @@ import torch
 from matplotlib.colors import to_rgb
 from matplotlib.ticker import MaxNLocator
 
-from .style import PALETTE, mark_diverged
+from .style import PALETTE, mark_diverged, step_axis_end
 
 RIGHT_COLOR = PALETTE["maml"]        # blue
 WRONG_COLOR = PALETTE["first_order"] # reddish purple: apart from blue and from the support orange (Okabe-Ito), also
@@ -137,7 +137,7 @@ def episode_mosaic(data: dict, max_query_per_class: int = 2, border: int = 2) ->
     return mosaic, labels
 
 
-def draw_episode_adaptation(data: dict, max_query_per_class: int = 2, max_inner_steps: int = 20):
+def draw_episode_adaptation(data: dict, max_query_per_class: int = 2):
     """The episode (support, query images framed right/wrong) and query accuracy against inner steps."""
     result = "diverged" if data["diverged"] else f"query accuracy {data['accuracy']:.0%}"
     fig, (ax_images, ax) = plt.subplots(1, 2, figsize=(9.5, 3.6), gridspec_kw={"width_ratios": [1.25, 1]})
@@ -150,7 +150,7 @@ def draw_episode_adaptation(data: dict, max_query_per_class: int = 2, max_inner_
     steps, accuracies = data["steps"], data["accuracies"]
     ax.plot(steps, 100 * accuracies, "o-", color=PALETTE["maml"], markersize=4, label="query accuracy")
     ax.axhline(100 / data["n_way"], color=PALETTE["random"], linestyle="--", label="chance")
-    ax.set_xlim(-0.5, max(max_inner_steps, int(steps[-1])) + 0.5)
+    ax.set_xlim(-0.5, step_axis_end(int(steps[-1])) + 0.5)
     ax.set_ylim(0, 105)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("inner steps")

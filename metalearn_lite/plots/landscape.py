@@ -8,8 +8,10 @@ import numpy as np
 from .adaptation import plot_adaptation_curves
 from .style import PALETTE, mark_diverged
 
-START_STYLE = {"MAML w*": ("*", PALETTE["maml"], 15), "pretrained": ("D", PALETTE["pretrained"], 8),
+START_STYLE = {"MAML w*": ("*", PALETTE["maml"], 17), "pretrained": ("D", PALETTE["pretrained"], 7),
                "zero": ("s", PALETTE["random"], 8)}
+# Drawing order (higher on top): the MAML optimum is the point of the lesson, so nothing hides it.
+START_LAYER = {"MAML w*": 6, "pretrained": 5, "zero": 5}
 
 
 def plot_meta_landscape(ax, view) -> None:
@@ -27,13 +29,14 @@ def plot_meta_landscape(ax, view) -> None:
             markersize=6, label="task optima $w_T$")
     for name, w in view.starts.items():
         marker, color, size = START_STYLE.get(name, ("o", PALETTE["extra"], 8))
-        ax.plot(w[0], w[1], marker, color=color, markeredgecolor="black", markersize=size, label=name)
+        ax.plot(w[0], w[1], marker, color=color, markeredgecolor="black", markersize=size, label=name,
+                zorder=START_LAYER.get(name, 5))
     ax.set_xlim(view.w1[0], view.w1[-1])
     ax.set_ylim(view.w2[0], view.w2[-1])
     ax.set_xlabel(r"$\theta_1$")
     ax.set_ylabel(r"$\theta_2$")
     ax.set_title(rf"Meta-loss, $\alpha$ = {view.inner_lr:.3g}, {view.inner_steps} inner step(s)"
-                 f"\nspectral radius of the inner step: {view.spectral_radius:.2f}")
+                 f"\ninner-step factor max |1 − αλ| (spectral radius): {view.spectral_radius:.2f}")
     ax.legend(fontsize=8, loc="lower left")
     if view.diverged:
         mark_diverged(ax, "inner loop diverges")

@@ -22,7 +22,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullLocato
 
 from .adaptation import color_for
 from .live import LiveFigure
-from .style import PALETTE, mark_diverged
+from .style import PALETTE, mark_diverged, step_axis_end
 
 STEP_STYLES = {0: ":", 1: "--"}  # pre-update dotted, one step dashed, more steps solid
 
@@ -182,8 +182,8 @@ class ExplorerFigure(LiveFigure):
     """``explorer_figure`` as one persistent figure for the live explorer: built once, updated in place.
 
     Left: the true function, the support points and each start's function after ``inner_steps`` steps; right: the
-    error on the whole curve after each step (log scale, x from 0 to ``max_inner_steps`` so that curves can be compared
-    between slider moves, y in whole decades). The axes, ticks and legend are a cached background (see
+    error on the whole curve after each step (log scale; x from 0 to the next of 1, 2, 5, 10, 20 steps, so that
+    curves stay comparable while the steps slider moves within a range; y in whole decades). The axes, ticks and legend are a cached background (see
     ``LiveFigure``); the curves, the titles and the "diverged" labels are redrawn on every move. A start that
     diverged keeps its error curve up to the blow-up, loses its fitted curve, gets "(diverged)" in the legend, and
     both panels carry the ``style.mark_diverged`` label (on the left naming the starts).
@@ -238,6 +238,7 @@ class ExplorerFigure(LiveFigure):
         self.right.title.set_text(f"Adaptation, inner lr = {view.inner_lr:.3g}")
         low, high = decade_limits(list(losses.values()))
         self.right.set_ylim(low, high)
+        self.right.set_xlim(-0.5, step_axis_end(steps) + 0.5)
         # 1, 2, 5 per decade reads well over the usual two decades; over more, one label per decade
         wide = math.log10(high / low) > 2.5
         self.right.yaxis.set_major_locator(LogLocator(subs=(1.0,) if wide else (1.0, 2.0, 5.0), numticks=8))

@@ -16,6 +16,9 @@ PALETTE = {
     "extra": "#56B4E9",       # sky blue
 }
 
+# The "diverged" badge: white on near-black, a colour no series uses, so it never reads as one of them.
+BADGE_FACE = "#222222"
+
 RC_PARAMS = {
     "figure.dpi": 90,
     "axes.spines.top": False,
@@ -34,8 +37,22 @@ def apply_style() -> None:
     plt.rcParams.update(RC_PARAMS)
 
 
-def mark_diverged(ax, message: str = "diverged") -> None:
-    """Write a clear 'diverged' label on ``ax`` so a run that blew up is never shown as an empty plot."""
-    ax.text(0.5, 0.5, message, transform=ax.transAxes, ha="center", va="center",
-            fontsize=16, color=PALETTE["pretrained"], fontweight="bold",
-            bbox=dict(boxstyle="round", facecolor="white", edgecolor=PALETTE["pretrained"]))
+def mark_diverged(ax, message: str = "diverged", edge_color: str = BADGE_FACE, position=(0.5, 0.5),
+                  align=("center", "center"), fontsize: float = 13) -> None:
+    """Write a clear 'diverged' label on ``ax`` so a run that blew up is never shown as an empty plot.
+
+    White bold text on a near-black box; ``edge_color`` can name the series that diverged (its line colour),
+    ``position`` (axes fraction) with ``align`` (horizontal, vertical alignment) moves it off the data.
+    """
+    ax.text(*position, message, transform=ax.transAxes, ha=align[0], va=align[1], zorder=10,
+            fontsize=fontsize, color="white", fontweight="bold",
+            bbox=dict(boxstyle="round", facecolor=BADGE_FACE, edgecolor=edge_color, linewidth=2.5))
+
+
+def step_axis_end(steps: int) -> int:
+    """Where a step axis ends for ``steps`` steps: the next of 1, 2, 5, 10, 20, 50, ... (fits the steps shown,
+    and stays put while a slider moves within a range, so curves remain comparable)."""
+    end = 1
+    while end < steps:
+        end = end * 5 // 2 if str(end)[0] == "2" else end * 2
+    return end

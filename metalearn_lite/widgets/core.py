@@ -49,6 +49,8 @@ and scales and every static title, label and legend text), which selects or re-r
 
 from __future__ import annotations
 
+import base64
+import io
 import math
 import traceback
 import warnings
@@ -183,15 +185,43 @@ class Explorer:
     def _on_change(self, change) -> None:
         self.update()
 
+    def snapshot(self) -> Optional[bytes]:
+        """PNG bytes of the current view (what a saved notebook shows where no widget can run), or None."""
+        if self.last_data is None or self.last_error is not None:  # the view shows a message, not this picture
+            return None
+        if self.live:
+            return self.image.value or None
+        fig = self.draw(self.last_data)
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png")
+        plt.close(fig)
+        return buffer.getvalue()
+
     def show(self) -> None:
         """Display the controls and the figure."""
-        display(self.widget)
+        display_with_snapshot(self.widget, self)
 
     def _ipython_display_(self):  # ipywidgets 7 and IPython: ``explorer`` as the last expression shows it
-        display(self.widget)
+        self.show()
 
     def __repr__(self) -> str:
         return f"Explorer({', '.join(f'{k}={v!r}' for k, v in self.values().items())})"
+
+
+def display_with_snapshot(widget: widgets.Widget, explorer: "Explorer") -> None:
+    """Display ``widget`` live, with a PNG of the explorer's current view as the saved notebook's fallback.
+
+    One output, two representations: JupyterLab, Notebook, VS Code and Colab render the widget view (the live
+    explorer); GitHub, nbviewer and rendered sites cannot run widgets and show the picture of the initial view
+    instead of the text ``VBox(children=...)``. The widget-view entry is the one ipywidgets 7 and 8 both emit.
+    """
+    bundle = {"text/plain": f"{explorer!r} (a live explorer: run the notebook to move its controls)",
+              "application/vnd.jupyter.widget-view+json": {"version_major": 2, "version_minor": 0,
+                                                           "model_id": widget.model_id}}
+    png = explorer.snapshot()
+    if png:
+        bundle["image/png"] = base64.b64encode(png).decode("ascii")
+    display(bundle, raw=True)
 
 
 def format_error(error: BaseException) -> str:

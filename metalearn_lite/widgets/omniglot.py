@@ -7,14 +7,13 @@ ipywidgets), the figure ``plots.episodes.draw_episode_adaptation``; this module 
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Optional
 
 import ipywidgets as widgets
 
 from ..few_shot import episode_adaptation
 from ..plots.episodes import draw_episode_adaptation
-from .core import Explorer, int_slider, log_slider
+from .core import display_with_snapshot, Explorer, int_slider, log_slider
 
 INNER_LR_EXPONENTS = (-3.0, 1.0)   # 1e-3 ... 10
 MAX_INNER_STEPS = 20
@@ -33,8 +32,7 @@ class EpisodeExplorer:
         }
         fixed = {"model": model, "params": params, "characters": characters, "n_way": n_way, "k_shot": k_shot,
                  "k_query": k_query, "bn": bn, "zero_head": zero_head, "cache": {}}
-        draw = partial(draw_episode_adaptation, max_inner_steps=MAX_INNER_STEPS)
-        self.explorer = Explorer(episode_adaptation, draw, controls, fixed=fixed,
+        self.explorer = Explorer(episode_adaptation, draw_episode_adaptation, controls, fixed=fixed,
                                  title=f"Adapting to one {n_way}-way {k_shot}-shot episode from held-out alphabets")
         self.button = widgets.Button(description="new episode")
         self.button.on_click(self.new_episode)
@@ -58,8 +56,7 @@ class EpisodeExplorer:
         slider.value = (slider.value + 1) % (slider.max + 1)
 
     def _ipython_display_(self):
-        from IPython.display import display
-        display(self.widget)
+        display_with_snapshot(self.widget, self.explorer)
 
 
 def episode_explorer(model, params, characters, **kwargs) -> EpisodeExplorer:

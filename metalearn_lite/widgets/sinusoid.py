@@ -18,7 +18,7 @@ from torch import nn
 from ..evaluation import MAX_K_SHOT, explorer_data
 from ..plots.sinusoid import ExplorerFigure
 from ..utils import default_device
-from .core import Explorer, int_slider, log_slider
+from .core import display_with_snapshot, Explorer, int_slider, log_slider
 
 INNER_LR_EXPONENTS = (-4.0, 0.0)
 MAX_INNER_STEPS = 20
@@ -79,8 +79,7 @@ class SinusoidExplorer:
         return self.explorer.set(task_seed=self.task.value + 1)
 
     def _ipython_display_(self):
-        from IPython.display import display
-        display(self.widget)
+        display_with_snapshot(self.widget, self.explorer)
 
     def __repr__(self) -> str:
         return f"Sinusoid{self.explorer!r}"
