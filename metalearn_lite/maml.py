@@ -21,7 +21,7 @@ explorers. How tasks are batched for speed (``vmap``, grouped convolutions, work
 from __future__ import annotations
 
 from functools import partial
-from typing import Callable, Dict, NamedTuple, Optional
+from typing import Callable, Dict, Mapping, NamedTuple, Optional, Union
 
 import torch
 from torch import nn
@@ -36,6 +36,8 @@ from .validation import require_finite, require_params
 Params = Dict[str, torch.Tensor]
 Forward = Callable[[Params, torch.Tensor], torch.Tensor]
 """``forward(params, X) -> predictions``: the network as a function of its parameters (the inner loop's seam)."""
+InnerLR = Union[float, Mapping[str, torch.Tensor]]
+"""One step size for every parameter, or one tensor per parameter of the same shape (Meta-SGD's learned rates)."""
 
 
 class Adaptation(NamedTuple):
@@ -77,19 +79,27 @@ def loss_on(model: nn.Module, params: Params, data: Split, loss: str = "mse") ->
     return task_losses(loss, functional_call(model, params, (data.X,)), data.y)
 
 
-def sgd_step(params: Params, grads: Params, inner_lr: float) -> Params:
-    """One plain gradient-descent step ``theta - inner_lr * grad``, parameter by parameter."""
+def sgd_step(params: Params, grads: Params, inner_lr: InnerLR) -> Params:
+    """One plain gradient-descent step ``theta - inner_lr * grad``, parameter by parameter.
+
+    ``inner_lr``: a number, or a dict with a tensor for each parameter (``alpha``, shaped like it): then the step
+    is the elementwise ``theta - alpha * grad`` of Meta-SGD (Li et al. 2017, arXiv:1707.09835).
+    """
+    if isinstance(inner_lr, Mapping):
+        return {name: p - inner_lr[name] * grads[name] for name, p in params.items()}
     return {name: p - inner_lr * grads[name] for name, p in params.items()}
 
 
-def inner_update(model: nn.Module, params: Params, support: Split, inner_lr: float, loss: str = "mse",
+def inner_update(model: nn.Module, params: Params, support: Split, inner_lr: InnerLR, loss: str = "mse",
                  first_order: bool = False, forward: Optional[Forward] = None) -> tuple:
     """One inner step ``theta - inner_lr * grad L_S(f_theta)``; returns ``(new params, L_S(f_theta))``.
 
     Differentiable: the new parameters carry the graph of the step unless ``first_order``, where the gradient
     is treated as a constant. ``forward`` defaults to the model's own forward pass on one task; with tasks
     stacked on a leading dimension (``batching``), the support loss is the *sum* of the task losses, whose
-    gradient with respect to each task's own parameters is that task's gradient.
+    gradient with respect to each task's own parameters is that task's gradient. ``params`` may be a subset of
+    the model's parameters when ``forward`` supplies the rest (ANIL adapts the head only); ``inner_lr`` may be a
+    dict of per-parameter rates (``sgd_step``).
     """
     forward = forward or model_forward(model)
 
@@ -117,7 +127,7 @@ def _in_autograd_graph(params: Params) -> bool:
     return torch.is_grad_enabled() and all(p.requires_grad and not wrapped(p) for p in params.values())
 
 
-def inner_loop(model: nn.Module, params: Params, support: Split, inner_lr: float, inner_steps: int,
+def inner_loop(model: nn.Module, params: Params, support: Split, inner_lr: InnerLR, inner_steps: int,
                loss: str = "mse", first_order: bool = False, forward: Optional[Forward] = None) -> Params:
     """Adapt ``params`` to one task by ``inner_steps`` gradient steps on its support set; differentiable.
 
@@ -128,7 +138,7 @@ def inner_loop(model: nn.Module, params: Params, support: Split, inner_lr: float
     return params
 
 
-def query_loss_after_adaptation(model: nn.Module, params: Params, support: Split, query: Split, inner_lr: float,
+def query_loss_after_adaptation(model: nn.Module, params: Params, support: Split, query: Split, inner_lr: InnerLR,
                                 inner_steps: int, loss: str = "mse", first_order: bool = False,
                                 forward: Optional[Forward] = None) -> tuple:
     """The MAML objective of a task: ``L_Q(f_theta')`` after the inner loop; returns ``(loss, accuracy)``.
@@ -142,7 +152,7 @@ def query_loss_after_adaptation(model: nn.Module, params: Params, support: Split
     return task_losses(loss, prediction, query.y), task_accuracies(loss, prediction.detach(), query.y)
 
 
-def adaptation_curves(model: nn.Module, params: Params, support: Split, query: Split, inner_lr: float,
+def adaptation_curves(model: nn.Module, params: Params, support: Split, query: Split, inner_lr: InnerLR,
                       inner_steps: int, loss: str = "mse", forward: Optional[Forward] = None,
                       keep_predictions: bool = False) -> Adaptation:
     """The inner loop with its curves: support loss, query loss and accuracy after 0, 1, ..., ``inner_steps``.

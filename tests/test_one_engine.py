@@ -1,12 +1,15 @@
 """There is one implementation of the inner update: every adaptation path of the package runs through
-``maml.inner_update``. Replace it by a broken one (a step that does not move) and every path must change."""
+``maml.inner_update``. Replace it by a broken one (a step that does not move) and every path must change.
+
+The relatives of MAML are paths too: first-order MAML, Reptile, ANIL (head-only inner loop) and Meta-SGD (learned
+rates). Prototypical networks have no inner loop, so they are not among them."""
 
 import numpy as np
 import pytest
 import torch
 
-from metalearn_lite import baselines, batching, evaluation, few_shot, maml
-from metalearn_lite.models import MLP, Conv4
+from metalearn_lite import anil, baselines, batching, evaluation, few_shot, maml, meta_sgd, reptile
+from metalearn_lite.models import MLP, Conv4, LinearModel
 from metalearn_lite.tasks import SinusoidTasks, Split, TaskBatch
 
 real_inner_update = maml.inner_update
@@ -50,6 +53,28 @@ def sinusoid_paths(model, params, batch):
     out["baselines.fine_tune"] = baselines.fine_tune(model, params, batch, 0.1, 3).query_losses
     out["baselines.fine_tuning_data"] = baselines.fine_tuning_data(starts, inner_lr=0.1, inner_steps=3,
                                                                    model=model).curves["a"].query_losses
+    out.update(relative_paths(model, params, batch, 0.1, "mse", "0.weight", ("loop", "vmap", "grouped")))
+    linear = LinearModel(dim=1)
+    with torch.no_grad():
+        linear.weight.fill_(0.3)
+    out["reptile.reptile_direction[vmap path]"] = reptile.reptile_direction(linear, maml.parameters_of(linear),
+                                                                            batch, 0.1, 2).grads["weight"]
+    return out
+
+
+def relative_paths(model, params, batch, inner_lr, loss, name, strategies):
+    """The relatives of MAML: first-order MAML, Reptile, ANIL and Meta-SGD, each meta-gradient and adaptation."""
+    rates = meta_sgd.initial_inner_lrs(params, inner_lr)
+    out = {f"maml.meta_gradient[first order, {s}]": maml.meta_gradient(
+        model, params, batch, inner_lr, 1, loss, first_order=True, strategy=s).grads[name] for s in strategies}
+    for s in strategies:
+        out[f"anil.meta_gradient[{s}]"] = anil.meta_gradient(model, params, batch, inner_lr, 2, loss,
+                                                             strategy=s).grads[name]
+        out[f"meta_sgd.meta_gradient[{s}]"] = meta_sgd.meta_gradient(model, params, rates, batch, 1, loss,
+                                                                     strategy=s).inner_lr_grads[name]
+    out["anil.adapt"] = anil.adapt(model, params, batch, inner_lr, 2, loss).query_losses
+    out["meta_sgd.adapt"] = meta_sgd.adapt(model, params, rates, batch, 2, loss).query_losses
+    out["reptile.reptile_direction"] = reptile.reptile_direction(model, params, batch, inner_lr, 2, loss).grads[name]
     return out
 
 
@@ -65,6 +90,8 @@ def conv_paths(model, params, batch):
     out["few_shot.adaptation_steps"] = torch.stack([next(steps).support_losses for _ in range(3)])
     out["few_shot.adapt_tasks[bn=support]"] = few_shot.adapt_tasks(model, params, batch, 0.4, 2,
                                                                    bn="support").support_losses
+    out.update(relative_paths(model, params, batch, 0.4, "cross_entropy", "features.0.0.weight",
+                              batching.STRATEGIES[1:]))
     return out
 
 
