@@ -48,18 +48,22 @@ def test_gradient_descent_checker(capsys):
 
 
 def test_critical_learning_rate_checker(capsys):
-    assert run(ex1.check_critical_learning_rate, 0.1, capsys)[0] is True
-    assert run(ex1.check_critical_learning_rate, np.float64(0.1), capsys)[0] is True
-    ok, out = run(ex1.check_critical_learning_rate, 2.0, capsys)
+    assert run(ex1.check_critical_learning_rate, 0.08, capsys)[0] is True
+    assert run(ex1.check_critical_learning_rate, np.float64(2 / 25), capsys)[0] is True
+    ok, out = run(ex1.check_critical_learning_rate, 0.1, capsys)     # the lesson's valley, printed above
+    assert ok is False and "lesson's valley" in out and "25" in out
+    ok, out = run(ex1.check_critical_learning_rate, 0.5, capsys)
     assert ok is False and "flat" in out
-    ok, out = run(ex1.check_critical_learning_rate, 2 / 21, capsys)
+    ok, out = run(ex1.check_critical_learning_rate, 0.04, capsys)
+    assert ok is False and "one step" in out
+    ok, out = run(ex1.check_critical_learning_rate, 2 / 29, capsys)
     assert ok is False and "best" in out
-    ok, out = run(ex1.check_critical_learning_rate, 0.099, capsys)   # just below the boundary: right, boundary named
+    ok, out = run(ex1.check_critical_learning_rate, 0.079, capsys)   # just below the boundary: right, boundary named
     assert ok is True and "critical learning rate" in out
-    ok, out = run(ex1.check_critical_learning_rate, 0.11, capsys)
+    ok, out = run(ex1.check_critical_learning_rate, 0.09, capsys)
     assert ok is False
     with pytest.raises(ValueError, match="single number"):
-        ex1.check_critical_learning_rate("0.1")
+        ex1.check_critical_learning_rate("0.08")
     with pytest.raises(ValueError, match="single number"):
         ex1.check_critical_learning_rate([0.1, 0.2])
 

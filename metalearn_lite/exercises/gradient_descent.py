@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..descent import critical_learning_rate
 from . import as_number, close, feedback, not_answered
 
 # The problems the student's function is run on: (gradient, start, lr, steps).
@@ -60,30 +59,41 @@ def check_gradient_descent(gradient_descent_fn) -> bool:
                           "non-convex loss.")
 
 
+# Exercise 2's quadratic, L = 2 theta_1^2 + 12.5 theta_2^2: not the lesson's valley (curvatures 1 and 20, whose
+# critical learning rate the notebook shows), so the student transfers the rule instead of copying a printed number.
+EXERCISE_CURVATURES = (4.0, 25.0)
+_LESSON_CRITICAL = 2.0 / 20.0
+
+
 def check_critical_learning_rate(answer) -> bool:
-    """The critical learning rate of the ill-conditioned quadratic ``L = 0.5 theta_1^2 + 10 theta_2^2`` (curvatures
-    1 and 20): gradient descent converges below it and diverges above it. A value just below (e.g. 0.099) is also
-    right, with the boundary named."""
+    """The critical learning rate of ``L = 2 theta_1^2 + 12.5 theta_2^2`` (curvatures 4 and 25): gradient descent
+    converges below it and diverges above it. A value just below (e.g. 0.079) is also right, with the boundary
+    named."""
+    h_min, h_max = EXERCISE_CURVATURES
     if answer is None:
         return not_answered("along each axis the update multiplies theta_i by (1 - lr * h_i). "
-                            "When is |1 - lr * h_i| < 1 for both curvatures h = 1 and h = 20?")
+                            f"When is |1 - lr * h_i| < 1 for both curvatures h = {h_min:g} and h = {h_max:g}?")
     value = as_number("the critical learning rate", answer)
-    expected = critical_learning_rate("ill_conditioned")
+    expected = 2.0 / h_max
     if close(value, expected):
-        return feedback(True, f"lr < 2 / h_max = 2 / 20 = {expected:g}. Above it, the steep direction "
+        return feedback(True, f"lr < 2 / h_max = 2 / {h_max:g} = {expected:g}. Above it, the steep direction "
                               "overshoots more each step and the loss explodes.")
-    if close(value, 2.0):
-        return feedback(False, "2 / 1 uses the *flat* direction; the steep one (curvature 20) breaks first.")
-    if close(value, 1.0 / 20.0):
-        return feedback(False, "1 / h_max = 0.05 is the learning rate that reaches the minimum of the steep "
-                               "direction in one step; it still converges a little above that. "
-                               "Solve |1 - lr * 20| < 1.")
-    if close(value, 2.0 / 21.0):
+    if close(value, _LESSON_CRITICAL):
+        return feedback(False, f"{value:g} is the critical rate of the lesson's valley (curvature 20). This loss "
+                               f"is steeper: its largest curvature is {h_max:g}.")
+    if close(value, 2.0 / h_min):
+        return feedback(False, f"2 / {h_min:g} uses the *flat* direction; the steep one (curvature {h_max:g}) "
+                               "breaks first.")
+    if close(value, 1.0 / h_max):
+        return feedback(False, f"1 / h_max = {1 / h_max:g} is the learning rate that reaches the minimum of the "
+                               "steep direction in one step; it still converges a little above that. "
+                               f"Solve |1 - lr * {h_max:g}| < 1.")
+    if close(value, 2.0 / (h_min + h_max)):
         return feedback(False, "2 / (h_min + h_max) is the *best* learning rate (fastest convergence), "
                                "not the largest one that still converges.")
     if 0.97 * expected <= value < expected:
         return feedback(True, f"{value:g} converges, and so does every learning rate up to the boundary "
-                              f"2 / h_max = 2 / 20 = {expected:g}, the critical learning rate (at exactly "
+                              f"2 / h_max = 2 / {h_max:g} = {expected:g}, the critical learning rate (at exactly "
                               f"{expected:g} the steep direction flips sign forever without shrinking).")
-    return feedback(False, f"{value:g} is not it. Hint: the factor on theta_2 per step is (1 - 20 lr); "
+    return feedback(False, f"{value:g} is not it. Hint: the factor on theta_2 per step is (1 - {h_max:g} lr); "
                            "convergence needs its absolute value below 1.")

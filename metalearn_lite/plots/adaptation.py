@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
-from .style import PALETTE, mark_diverged
+from .style import PALETTE, mark_diverged, plain_log_yaxis
 
 FALLBACK_COLORS = (PALETTE["maml"], PALETTE["pretrained"], PALETTE["query"], PALETTE["first_order"],
                    PALETTE["extra"], PALETTE["random"])
@@ -44,7 +44,7 @@ def plot_adaptation_curves(ax, curves: Mapping[str, np.ndarray], diverged: Optio
         ax.axvline(mark_step, color=PALETTE["truth"], linestyle=":", linewidth=1,
                    label=f"{mark_step} inner step{'s' if mark_step != 1 else ''}")
     if log:
-        ax.set_yscale("log")
+        plain_log_yaxis(ax)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("gradient step on the task")
     ax.set_ylabel(ylabel)
@@ -70,7 +70,8 @@ def plot_fits(ax, x, truth, fits: Mapping[str, Optional[np.ndarray]], support_X=
     ax.set_xlabel("x")
     ax.set_ylabel("y")
     ax.set_title(title)
-    ax.legend(fontsize=8, loc="upper right")
+    # Below the panel: a sine fills its whole box, so no corner inside is free of data.
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncols=2)
     if any_diverged:
         mark_diverged(ax, "diverged: " + ", ".join(n for n, f in fits.items() if f is None))
 

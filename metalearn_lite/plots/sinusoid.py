@@ -18,21 +18,13 @@ from typing import Mapping, Optional, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.lines import Line2D
-from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullLocator
+from matplotlib.ticker import LogLocator, MaxNLocator
 
 from .adaptation import color_for
 from .live import LiveFigure
-from .style import PALETTE, mark_diverged, step_axis_end
+from .style import PALETTE, mark_diverged, plain_log_yaxis, step_axis_end
 
 STEP_STYLES = {0: ":", 1: "--"}  # pre-update dotted, one step dashed, more steps solid
-
-
-def plain_log_yaxis(ax) -> None:
-    """Log-scale y axis with ticks at 1, 2, 5 x 10^k written as plain numbers (0.5, 1, 2), no minor ticks."""
-    ax.set_yscale("log")
-    ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0), numticks=8))
-    ax.yaxis.set_minor_locator(NullLocator())
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:.3g}"))
 
 
 def plot_training_curve(ax, steps: Sequence[int], losses: Sequence[float], label: str = "MAML meta-loss",

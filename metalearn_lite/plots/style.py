@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
+from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
 
 # Okabe & Ito (2008): distinguishable under the common forms of colour blindness.
 PALETTE = {
@@ -56,3 +57,11 @@ def step_axis_end(steps: int) -> int:
     while end < steps:
         end = end * 5 // 2 if str(end)[0] == "2" else end * 2
     return end
+
+
+def plain_log_yaxis(ax) -> None:
+    """Log-scale y axis with ticks at 1, 2, 5 x 10^k written as plain numbers (0.5, 1, 2), no minor ticks."""
+    ax.set_yscale("log")
+    ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0), numticks=8))
+    ax.yaxis.set_minor_locator(NullLocator())
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:.3g}"))
