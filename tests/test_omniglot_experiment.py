@@ -118,3 +118,49 @@ def test_evaluate_stores_the_held_out_results_in_the_checkpoint(tmp_path):
     assert evaluation["challenge"]["inner_steps"] == omniglot.MANY_WAY_ADAPTATION["inner_steps"]
     assert evaluation["challenge_trained"]["inner_steps"] == 1
     assert payload["metadata"]["steps"] == 3 and payload["history"]["steps"] == [1, 2, 3]
+
+
+@pytest.mark.parametrize("method", ["fomaml", "reptile", "anil", "meta_sgd", "protonet"])
+def test_every_method_trains_validates_and_can_be_rebuilt(tmp_path, method):
+    from metalearn_lite.methods import learner_from_checkpoint, method_of
+    path = omniglot.main(tiny(tmp_path, "--method", method, "--validation-alphabets", "1", "--val-every", "2",
+                              "--val-episodes", "2"))
+    model, payload = load_checkpoint(path)
+    meta = payload["metadata"]
+    assert meta["method"] == method and meta["steps"] == 3 and [s for s, _ in meta["validation"]] == [2, 3]
+    assert torch.count_nonzero(model.head.weight) == 0   # the zero head (protonet: an unused head)
+    assert method_of(learner_from_checkpoint(model, payload)) == method
+    assert meta["settings"]["first_order"] is (method == "fomaml")
+
+
+def test_first_order_flag_is_fomaml_and_contradictions_are_refused(tmp_path, capsys):
+    meta = torch.load(omniglot.main(tiny(tmp_path, "--first-order")), weights_only=True)["metadata"]
+    assert meta["method"] == "fomaml" and meta["settings"]["first_order"] is True
+    with pytest.raises(SystemExit):
+        omniglot.parse_args(["--out", str(tmp_path / "x.pt"), "--method", "protonet", "--first-order"])
+    with pytest.raises(SystemExit):
+        omniglot.parse_args(["--out", str(tmp_path / "x.pt"), "--method", "reptile", "--inner-steps", "0"])
+    assert "--method reptile" in capsys.readouterr().err
+    assert omniglot.training_settings(method="reptile").inner_steps == omniglot.INNER_STEPS["reptile"]
+    with pytest.raises(SystemExit):
+        omniglot.training_settings(method="nope")
+
+
+@pytest.mark.parametrize("method", ["anil", "protonet"])
+def test_evaluate_scores_a_relative_with_its_own_adaptation(tmp_path, method):
+    path = omniglot.main(tiny(tmp_path, "--method", method))
+    omniglot.main(["--out", str(path), "--evaluate", "--eval-episodes", "2", "--quiet"])
+    evaluation = torch.load(path, weights_only=True)["metadata"]["evaluation"]
+    scored = [e for e in evaluation["episodes"] if "accuracy" in e]
+    assert scored and all(0 <= e["accuracy"] <= 1 for e in scored)
+    assert any(e["bn"] == "support" and "skipped" in e for e in evaluation["episodes"])
+    assert "challenge" not in evaluation
+
+
+def test_a_learned_head_is_evaluated_only_where_it_fits(tmp_path):
+    path = omniglot.main(tiny(tmp_path, "--no-zero-head", "--n-way", "5"))
+    omniglot.main(["--out", str(path), "--evaluate", "--eval-episodes", "2", "--quiet"])
+    evaluation = torch.load(path, weights_only=True)["metadata"]["evaluation"]
+    assert {e["n_way"] for e in evaluation["episodes"] if "accuracy" in e} == {5}
+    assert all("5-way head" in e["skipped"] for e in evaluation["episodes"] if e["n_way"] == 20)
+    assert "challenge" not in evaluation

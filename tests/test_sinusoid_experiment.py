@@ -31,6 +31,28 @@ def test_tiny_run_writes_a_safe_checkpoint(tmp_path, method, capsys):
     assert "done in" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("method", ["fomaml", "reptile", "anil", "meta_sgd"])
+def test_the_relatives_of_maml_train_and_can_be_rebuilt(tmp_path, method):
+    from metalearn_lite.methods import learner_from_checkpoint, method_of
+    out = sinusoid.main(["--method", method, "--meta-steps", "4", "--log-every", "2", "--out",
+                         str(tmp_path / f"{method}.pt"), "--quiet"])
+    model, payload = load_checkpoint(out)
+    meta = payload["metadata"]
+    assert meta["method"] == method and meta["steps"] == 4 and payload["history"]["steps"] == [2, 4]
+    assert meta["settings"]["inner_steps"] == (5 if method == "reptile" else 1)
+    learner = learner_from_checkpoint(model, payload)
+    assert method_of(learner) == method
+    if method == "meta_sgd":   # the learned rates travel in the metadata, and they were trained
+        rates = learner.inner_lrs["0.weight"]
+        assert rates.shape == model[0].weight.shape and not torch.allclose(rates, torch.full_like(rates, 0.01))
+
+
+def test_reptile_needs_an_inner_step(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        sinusoid.main(["--method", "reptile", "--inner-steps", "0", "--out", str(tmp_path / "x.pt")])
+    assert "--inner-steps must be an integer >= 1 for --method reptile" in capsys.readouterr().err
+
+
 def test_runs_are_seeded(tmp_path):
     weights = []
     for name in ("a", "b"):

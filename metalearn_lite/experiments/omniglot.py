@@ -19,6 +19,14 @@ over the cores with ``--threads 2``; grouped convolutions on a GPU with ``--devi
 so the initialisation works for any number of classes); random shifts of up to 2 pixels per image; batch
 statistics over each batch (support batch, then query batch).
 
+Methods (``--method``, notebook 6): ``maml`` (default; ``--first-order`` or ``fomaml`` for first order),
+``reptile`` (default 5 inner steps; Adam on theta - mean phi), ``anil`` (the head adapted in the inner loop),
+``meta_sgd`` (learned per-parameter inner rates, stored in the metadata as ``inner_lrs``), ``protonet``
+(prototypical networks on the Conv4 body; no inner loop). Each trains with the zero head (default) or, with
+``--no-zero-head``, an ordinary meta-learned ``--n-way`` head (MAML's original recipe); ``--evaluate`` scores each
+with its own adaptation (``methods.evaluate_episodes``); the 20-run challenge is scored for maml, fomaml and
+reptile.
+
 The budget: ``--minutes M`` stops after M minutes of training and records the steps done; the cosine schedule
 then follows the elapsed fraction of the budget (so a rerun on a different machine does a different number of
 steps). ``--meta-steps N`` trains exactly N steps with a step-based schedule (reproducible bit for bit with one
@@ -48,7 +56,9 @@ from ..data.challenge import CHALLENGE_ZIP
 from ..data.images import IMAGE_SIZE
 from ..data.omniglot import SOURCES
 from ..few_shot import evaluate_episodes
-from ..maml import MAML, parameters_of
+from ..maml import parameters_of
+from ..methods import INNER_STEPS, METHODS, learner_from_checkpoint, make_learner
+from ..methods import evaluate_episodes as evaluate_learner
 from ..models import Conv4
 from ..tasks import Split, TaskBatch
 from ..train import (SCHEDULES, History, NonFiniteLossError, TrainingInterrupted, load_checkpoint, meta_train,
@@ -79,8 +89,10 @@ DATA_FLAGS = {name: "--" + name.replace("_", "-") for name in
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog=PROG,
-                                     description="Meta-train a Conv4 on Omniglot episodes with MAML.")
+                                     description="Meta-train a Conv4 on Omniglot episodes with MAML or a relative.")
     parser.add_argument("--out", type=Path, required=True, help="where to write the checkpoint (.pt)")
+    parser.add_argument("--method", choices=METHODS, default="maml",
+                        help="maml (default), fomaml, reptile, anil, meta_sgd or protonet")
     parser.add_argument("--minutes", type=float, default=None,
                         help="wall-clock budget in minutes (default 20 unless --meta-steps is given)")
     parser.add_argument("--meta-steps", type=int, default=None, help="train exactly this many outer steps")
@@ -92,7 +104,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--meta-batch-size", type=int, default=DEFAULTS["meta_batch_size"])
     parser.add_argument("--hidden-channels", type=int, default=DEFAULTS["hidden_channels"])
     parser.add_argument("--inner-lr", type=float, default=DEFAULTS["inner_lr"])
-    parser.add_argument("--inner-steps", type=int, default=DEFAULTS["inner_steps"])
+    parser.add_argument("--inner-steps", type=int, default=None,
+                        help=f"inner gradient steps (default {DEFAULTS['inner_steps']}; reptile: "
+                             f"{INNER_STEPS['reptile']})")
     parser.add_argument("--first-order", action="store_true", help="first-order MAML (no second derivatives)")
     parser.add_argument("--meta-lr", type=float, default=DEFAULTS["meta_lr"], help="Adam learning rate")
     parser.add_argument("--schedule", choices=SCHEDULES, default="cosine", help="meta-lr schedule")
@@ -129,8 +143,27 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.minutes is None and args.meta_steps is None:
         args.minutes = 20.0
-    run_checks(PROG, [lambda: check_ranges(args, RANGES), lambda: check_device(args.device)])
+    if args.inner_steps is None:
+        args.inner_steps = INNER_STEPS.get(args.method, DEFAULTS["inner_steps"])
+    run_checks(PROG, [lambda: check_ranges(args, RANGES), lambda: check_device(args.device),
+                      lambda: check_method(args)])
     return args
+
+
+def check_method(args) -> None:
+    """Settings that contradict ``--method``."""
+    if args.method not in METHODS:
+        raise PreflightError(f"--method must be one of {', '.join(METHODS)}, got {args.method!r}")
+    if args.method == "reptile" and args.inner_steps < 1:
+        raise PreflightError(f"--inner-steps must be an integer >= 1 for --method reptile, got {args.inner_steps}")
+    if args.first_order and args.method in ("reptile", "protonet"):
+        raise PreflightError(f"--first-order does not apply to --method {args.method} (it uses no second "
+                             f"derivatives)")
+
+
+def method_name(args) -> str:
+    """The method as stored in the checkpoint: ``maml`` with ``--first-order`` is ``fomaml``."""
+    return "fomaml" if args.method == "maml" and args.first_order else args.method
 
 
 def shift_images(X: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
@@ -188,9 +221,11 @@ def train(args, callback: Optional[Callable[[History], None]] = None, episodes: 
         with torch.no_grad():
             model.head.weight.zero_()
             model.head.bias.zero_()
-    trainable = [p for name, p in model.named_parameters() if not (args.zero_head and name.startswith("head."))]
-    maml = MAML(model, inner_lr=args.inner_lr, inner_steps=args.inner_steps, first_order=args.first_order,
-                loss="cross_entropy", strategy=args.strategy)
+    head_fixed = args.zero_head or args.method == "protonet"   # a prototypical network does not use the head
+    trainable = [p for name, p in model.named_parameters() if not (head_fixed and name.startswith("head."))]
+    learner = make_learner(args.method, model, args.inner_lr, args.inner_steps, "cross_entropy", args.strategy,
+                           args.first_order)
+    trainable += list(getattr(learner, "inner_lrs", {}).values())   # Meta-SGD's rates are meta-learned too
 
     def sample_batch(generator):  # the sampler draws the episodes (its own seed); the generator, the shifts
         return augment(sampler.sample(), args.shift_pixels, generator).to(device)
@@ -204,17 +239,17 @@ def train(args, callback: Optional[Callable[[History], None]] = None, episodes: 
             callback(history)
 
     optimizer = torch.optim.Adam(trainable, lr=args.meta_lr)
-    validate = None if validation is None else (lambda step: _validate(args, model, validation, step))
+    validate = None if validation is None else (lambda step: _validate(args, learner, validation, step))
     start = time.perf_counter()
     try:
-        history = meta_train(maml, sample_batch, args.meta_steps, args.meta_lr, seed=args.seed + 1,
+        history = meta_train(learner, sample_batch, args.meta_steps, args.meta_lr, seed=args.seed + 1,
                              log_every=args.log_every, callback=on_log, callback_every=args.log_every,
                              progress=False, optimizer=optimizer, minutes=args.minutes, schedule=args.schedule,
                              validate=validate, validate_every=args.val_every)
     except TrainingInterrupted as stop:
-        stop.model, stop.info = model, _info(stop.history, device)
+        stop.model, stop.info = model, _info(stop.history, device, learner)
         raise
-    return model, history, _info(history, device)
+    return model, history, _info(history, device, learner)
 
 
 def training_settings(**overrides) -> argparse.Namespace:
@@ -229,21 +264,31 @@ def training_settings(**overrides) -> argparse.Namespace:
         raise ValueError(f"unknown training setting(s) {', '.join(unknown)}; known: {', '.join(sorted(vars(args)))}")
     if "meta_steps" in overrides and "minutes" not in overrides:
         overrides["minutes"] = None   # a step count alone means exactly that many steps, not a budget as well
+    if "method" in overrides and "inner_steps" not in overrides:
+        overrides["inner_steps"] = INNER_STEPS.get(overrides["method"], DEFAULTS["inner_steps"])
     vars(args).update(overrides)
-    run_checks(PROG, [lambda: check_ranges(args, RANGES), lambda: check_device(args.device)])
+    run_checks(PROG, [lambda: check_ranges(args, RANGES), lambda: check_device(args.device),
+                      lambda: check_method(args)])
     return args
 
 
-def _info(history: History, device) -> dict:
-    return {"steps": history.meta_steps_done, "wall_time_s": round(history.wall_time_s, 1),
+def _info(history: History, device, learner=None) -> dict:
+    info = {"steps": history.meta_steps_done, "wall_time_s": round(history.wall_time_s, 1),
             "validation": history.validation, "best_step": history.best_step, "device": str(device)}
+    if hasattr(learner, "inner_lrs"):
+        info["inner_lrs"] = learner.inner_lrs_as_lists()
+    return info
 
 
-def _validate(args, model, validation, step) -> float:
+def _validate(args, learner, validation, step) -> float:
     n_way = 5 if args.zero_head else args.n_way   # a trained head only fits its own number of classes
     sampler = EpisodeSampler(validation, n_way, 1, 15, 1, seed=1234)
-    estimate = evaluate_episodes(model, parameters_of(model), sampler, args.val_episodes, args.inner_lr,
-                                 args.eval_inner_steps, bn="query", zero_head=args.zero_head)
+    if args.method in ("maml", "fomaml"):   # the notebook 5 path, unchanged
+        estimate = evaluate_episodes(learner.model, parameters_of(learner.model), sampler, args.val_episodes,
+                                     args.inner_lr, args.eval_inner_steps, bn="query", zero_head=args.zero_head)
+    else:
+        estimate = evaluate_learner(learner, sampler, args.val_episodes, args.inner_lr, args.eval_inner_steps,
+                                    zero_head=args.zero_head)
     if not args.quiet:
         print(f"validation at step {step}: {n_way}-way 1-shot {estimate}", flush=True)
     return estimate.mean
@@ -278,6 +323,21 @@ def adaptation_settings(settings: dict, adaptation: str) -> tuple:
     return settings["inner_lr"], settings["eval_inner_steps"]
 
 
+FINE_TUNED = ("maml", "fomaml", "reptile")
+"""The methods whose initialisation is adapted by fine-tuning every weight (``few_shot``, as in notebook 5)."""
+
+
+def _skipped(method: str, zero_head: bool, head_size: int, n_way: int, bn: str, adaptation: str) -> Optional[str]:
+    """Why an evaluation setting does not apply to a checkpoint (None: it does)."""
+    if not zero_head and method != "protonet" and n_way != head_size:
+        return f"a trained {head_size}-way head fits {head_size}-way tasks only"
+    if method not in FINE_TUNED and bn == "support":
+        return "support batch statistics are implemented for fine-tuned methods (few_shot) only"
+    if method == "protonet" and adaptation == "many-way":
+        return "a prototypical network has no inner loop to set"
+    return None
+
+
 def evaluate(path: Path, n_episodes: int = 600, inner_steps: int = 1, quiet: bool = False,
              command: Optional[str] = None, device="cpu") -> dict:
     """Evaluate a checkpoint on the test alphabets as notebook 5 reports it; store and return the results.
@@ -296,15 +356,26 @@ def evaluate(path: Path, n_episodes: int = 600, inner_steps: int = 1, quiet: boo
     settings = payload["metadata"]["settings"]
     settings["eval_inner_steps"] = inner_steps
     zero_head = settings["zero_head"]
+    learner = learner_from_checkpoint(model, payload)
+    method = payload["metadata"].get("method", "maml")
+    by_fine_tuning = method in FINE_TUNED   # adapted as notebook 5 adapts (few_shot), the challenge included
     test = load_omniglot("test", source=settings["source"])
     results = {"protocol": f"{n_episodes} episodes per setting (seed {EVALUATION_SEED}), {EVALUATION_K_QUERY} "
                            f"queries per class, zero head {zero_head}; adaptation per entry", "command": command,
                "episodes": []}
     for n_way, k_shot, bn, adaptation in EVALUATION_SETTINGS:
         start = time.perf_counter()
-        inner_lr, steps = adaptation_settings(settings, adaptation)
+        inner_lr, steps = adaptation_settings(settings, adaptation) if method != "protonet" else (0.0, 0)
+        skipped = _skipped(method, zero_head, model.head.out_features, n_way, bn, adaptation)
+        if skipped:
+            results["episodes"].append({"n_way": n_way, "k_shot": k_shot, "bn": bn, "adaptation": adaptation,
+                                        "skipped": skipped})
+            continue
         sampler = EpisodeSampler(test, n_way, k_shot, EVALUATION_K_QUERY, 1, seed=EVALUATION_SEED)
-        estimate = evaluate_episodes(model, params, sampler, n_episodes, inner_lr, steps, bn, zero_head)
+        if by_fine_tuning:
+            estimate = evaluate_episodes(model, params, sampler, n_episodes, inner_lr, steps, bn, zero_head)
+        else:
+            estimate = evaluate_learner(learner, sampler, n_episodes, inner_lr, steps, zero_head)
         results["episodes"].append({"n_way": n_way, "k_shot": k_shot, "bn": bn, "adaptation": adaptation,
                                     "inner_lr": inner_lr, "inner_steps": steps, "accuracy": round(estimate.mean, 5),
                                     "ci95": round(estimate.ci95, 5), "n_episodes": n_episodes,
@@ -312,8 +383,8 @@ def evaluate(path: Path, n_episodes: int = 600, inner_steps: int = 1, quiet: boo
         if not quiet:
             print(f"{n_way}-way {k_shot}-shot, batch norm over {bn}, {steps} step(s) at lr {inner_lr}: {estimate}",
                   flush=True)
-    runs = load_challenge_runs()
-    for key, adaptation in (("challenge_trained", "trained"), ("challenge", "many-way")):
+    runs = load_challenge_runs() if by_fine_tuning and (zero_head or model.head.out_features == 20) else []
+    for key, adaptation in (("challenge_trained", "trained"), ("challenge", "many-way")) if runs else ():
         inner_lr, steps = adaptation_settings(settings, adaptation)
         challenge = evaluate_challenge(challenge_classifier(model, params, inner_lr, steps, "query", zero_head), runs)
         results[key] = {"error": round(challenge.mean_error, 5), "errors_per_run": challenge.errors_per_run,
@@ -342,7 +413,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Path:
                                                        f"Omniglot data (--source {args.source})")])
     threads = limit_cpu_threads(args.threads)
     budget = f"{args.minutes:g} min" if args.minutes is not None else f"{args.meta_steps} steps"
-    print(f"Omniglot MAML: {args.n_way}-way {args.k_shot}-shot, Conv4-{args.hidden_channels}, budget {budget}, "
+    print(f"Omniglot {method_name(args)}: {args.n_way}-way {args.k_shot}-shot, Conv4-{args.hidden_channels}, budget {budget}, "
           f"seed {args.seed}, {threads} thread(s) -> {args.out}", flush=True)
     try:
         model, history, info = train(args, episodes=episodes)
@@ -382,18 +453,23 @@ def _save(path: Path, args, model: Conv4, history: History, info: dict, command:
     settings.update(first_order=args.first_order, schedule=args.schedule, zero_head=args.zero_head,
                     source=args.source, validation_alphabets=args.validation_alphabets,
                     eval_inner_steps=args.eval_inner_steps, minutes=args.minutes, meta_steps=args.meta_steps)
+    settings["first_order"] = args.first_order or args.method == "fomaml"
     model_config = {"n_way": args.n_way, "hidden_channels": args.hidden_channels}
+    if "inner_lrs" in info:
+        extra["inner_lrs"] = info["inner_lrs"]
+    batch_norm = ("batch statistics (training: support batch for the inner step, query batch for the query loss)"
+                  if args.method != "protonet" else
+                  "batch statistics (each task's support and query images embedded as one batch)")
     path = save_checkpoint(
         path, model, model_config, history,
-        task_family=TASK_FAMILY, method="maml", command=command, seed=args.seed, steps=info["steps"],
+        task_family=TASK_FAMILY, method=method_name(args), command=command, seed=args.seed, steps=info["steps"],
         best_step=info["best_step"], validation=info["validation"], settings=settings,
         wall_time_s=info["wall_time_s"], minutes=round(info["wall_time_s"] / 60, 2), threads=threads,
         device=info["device"],
-        batch_norm="batch statistics (training: support batch for the inner step, query batch for the query loss)",
-        torch_version=str(torch.__version__), package_version=__version__, git_commit=git_commit(),
+        batch_norm=batch_norm, torch_version=str(torch.__version__), package_version=__version__, git_commit=git_commit(),
         trained_on=time.strftime("%Y-%m-%d", time.gmtime()), **extra)
-    load_checkpoint(path)  # fails now, not in a student's notebook, if anything in it needs weights_only=False
-    return path
+    learner_from_checkpoint(*load_checkpoint(path))  # fails now, not in a student's notebook, if it needs
+    return path                                      # weights_only=False or the learner cannot be rebuilt
 
 
 if __name__ == "__main__":

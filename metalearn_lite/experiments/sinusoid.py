@@ -9,6 +9,10 @@ Usage (the commands that made the shipped checkpoints)::
 
 ``maml``: MLP 1-40-40-1, meta-batch 25 tasks, K=10 support and 10 query points per task, one inner step with
 ``inner_lr=0.01``, second-order meta-gradient, Adam with ``meta_lr=1e-3`` (the paper's settings).
+The relatives of MAML (notebook 6) train with the same settings and the same loop (``train.meta_train``):
+``fomaml`` (first order), ``reptile`` (default 5 inner steps; Adam on theta - mean phi), ``anil`` (the last linear
+layer adapted in the inner loop), ``meta_sgd`` (learned per-parameter rates, starting at ``--inner-lr``; stored in
+the checkpoint's metadata as ``inner_lrs``). ``methods.learner_from_checkpoint`` rebuilds any of them.
 ``pretrained``: the same MLP trained by ordinary regression on the pooled points of 25 tasks per step (K=10 each),
 Adam 1e-3, for the same number of steps: the paper's "pretrained on all tasks" baseline.
 
@@ -31,17 +35,17 @@ import torch
 
 from .. import __version__
 from ..baselines import pretrain
-from ..maml import MAML
+from ..methods import INNER_STEPS, learner_from_checkpoint, make_learner
 from ..models import MLP
 from ..tasks import SinusoidTasks
 from ..train import (History, NonFiniteLossError, TrainingInterrupted, load_checkpoint, meta_train,
                      save_checkpoint, stop_requests)
 from ..utils import limit_cpu_threads, seed_everything
 from . import stopping
-from .preflight import SEED, THREADS, Range, check_output, check_ranges, run_checks
+from .preflight import SEED, THREADS, PreflightError, Range, check_output, check_ranges, run_checks
 from .provenance import git_commit
 
-METHODS = ("maml", "pretrained")
+METHODS = ("maml", "pretrained", "fomaml", "reptile", "anil", "meta_sgd")
 INITS = ("torch", "paper")
 MODEL_CONFIG = {"in_features": 1, "hidden": [40, 40], "out_features": 1}
 PAPER_SETTINGS = {"meta_batch_size": 25, "k_shot": 10, "k_query": 10, "inner_lr": 0.01, "inner_steps": 1,
@@ -55,8 +59,9 @@ RANGES = {"--meta-steps": Range(1), "--seed": SEED, "--meta-batch-size": Range(1
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog=PROG,
-                                     description="Train a sinusoid-regression checkpoint (MAML or pretrained).")
-    parser.add_argument("--method", choices=METHODS, default="maml", help="maml (default) or pretrained")
+                                     description="Train a sinusoid-regression checkpoint (MAML, a relative, or pretrained).")
+    parser.add_argument("--method", choices=METHODS, default="maml",
+                        help="maml (default), pretrained, or a relative of MAML: fomaml, reptile, anil, meta_sgd")
     parser.add_argument("--meta-steps", type=int, default=70000, help="outer steps (paper: 70000)")
     parser.add_argument("--out", type=Path, required=True, help="where to write the checkpoint (.pt)")
     parser.add_argument("--seed", type=int, default=0, help="seeds the initialisation and the task stream")
@@ -64,7 +69,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--k-shot", type=int, default=PAPER_SETTINGS["k_shot"])
     parser.add_argument("--k-query", type=int, default=PAPER_SETTINGS["k_query"])
     parser.add_argument("--inner-lr", type=float, default=PAPER_SETTINGS["inner_lr"])
-    parser.add_argument("--inner-steps", type=int, default=PAPER_SETTINGS["inner_steps"])
+    parser.add_argument("--inner-steps", type=int, default=None,
+                        help=f"inner gradient steps (default {PAPER_SETTINGS['inner_steps']}; reptile: "
+                             f"{INNER_STEPS['reptile']})")
     parser.add_argument("--meta-lr", type=float, default=PAPER_SETTINGS["meta_lr"])
     parser.add_argument("--init", choices=INITS, default="torch",
                         help="torch: PyTorch's default initialisation; paper: the authors' code (weights from a "
@@ -78,8 +85,17 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--save-on-interrupt", action="store_true",
                         help="on Ctrl-C, save the steps done so far as <out stem>.interrupted-step<N>.pt")
     args = parser.parse_args(argv)
+    if args.inner_steps is None:
+        args.inner_steps = INNER_STEPS.get(args.method, PAPER_SETTINGS["inner_steps"])
     run_checks(PROG, [lambda: check_ranges(args, RANGES)])
+    if args.method == "reptile" and args.inner_steps < 1:
+        run_checks(PROG, [lambda: _refuse("--inner-steps must be an integer >= 1 for --method reptile, got "
+                                          f"{args.inner_steps}")])
     return args
+
+
+def _refuse(message: str):
+    raise PreflightError(message)
 
 
 def paper_init_(model: MLP, std: float = 0.01) -> MLP:
@@ -95,14 +111,15 @@ def paper_init_(model: MLP, std: float = 0.01) -> MLP:
 
 
 def train_maml(args, model: MLP) -> History:
-    """Meta-train ``model`` in place with the paper's sinusoid settings; returns the meta-loss history."""
+    """Meta-train ``model`` in place with the paper's sinusoid settings (``args.method``: maml or a relative);
+    returns the meta-loss history. The learner (a ``MetaSGD``'s rates) is kept as ``args.learner``."""
     family = SinusoidTasks()
-    maml = MAML(model, inner_lr=args.inner_lr, inner_steps=args.inner_steps, strategy="auto")
+    args.learner = make_learner(args.method, model, args.inner_lr, args.inner_steps, "mse", "auto")
 
     def sample_batch(generator):
         return family.sample(args.meta_batch_size, args.k_shot, args.k_query, generator=generator)
 
-    return meta_train(maml, sample_batch, args.meta_steps, meta_lr=args.meta_lr, seed=args.seed,
+    return meta_train(args.learner, sample_batch, args.meta_steps, meta_lr=args.meta_lr, seed=args.seed,
                       log_every=args.log_every, progress=not args.quiet)
 
 
@@ -160,7 +177,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Path:
     print(f"{args.method}: {args.meta_steps} steps, seed {args.seed}, {threads} thread(s) -> {args.out}", flush=True)
     start = time.perf_counter()
     try:
-        history = (train_maml if args.method == "maml" else train_pretrained)(args, model)
+        history = (train_pretrained if args.method == "pretrained" else train_maml)(args, model)
     except NonFiniteLossError as error:
         stopping.diverged(PROG, error)
     except TrainingInterrupted as stop:
@@ -182,13 +199,17 @@ def _save(path: Path, args, model: MLP, history: History, steps: int, wall_time:
     """Write the checkpoint with its provenance, and read it back as a student would."""
     settings = {k: getattr(args, k) for k in PAPER_SETTINGS}
     settings["init"] = args.init
+    if args.method == "meta_sgd":
+        extra["inner_lrs"] = args.learner.inner_lrs_as_lists()
     path = save_checkpoint(
         path, model, MODEL_CONFIG, history,
         task_family=TASK_FAMILY, method=args.method, command=command, seed=args.seed, steps=steps,
         settings=settings, wall_time_s=round(wall_time, 1), threads=threads, torch_version=str(torch.__version__),
         package_version=__version__, git_commit=git_commit(),
         trained_on=time.strftime("%Y-%m-%d", time.gmtime()), **extra)
-    load_checkpoint(path)  # fails now, not in a student's notebook, if anything in it needs weights_only=False
+    model, payload = load_checkpoint(path)  # fails now, not in a student's notebook, if it needs weights_only=False
+    if args.method != "pretrained":
+        learner_from_checkpoint(model, payload)   # and the learner can be rebuilt from it
     return path
 
 

@@ -1,0 +1,122 @@
+"""The meta-learners by name: build one for a training command's ``--method``, rebuild one from its checkpoint,
+and score any of them on the same seeded few-shot episodes (notebook 6's side-by-side comparison).
+
+Methods: ``maml`` (second order), ``fomaml`` (first order), ``reptile``, ``anil``, ``meta_sgd``, ``protonet``.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import nn
+
+from . import anil, few_shot, meta_sgd, protonet, reptile
+from .maml import MAML, parameters_of
+from .validation import require_choice, require_int
+
+METHODS = ("maml", "fomaml", "reptile", "anil", "meta_sgd", "protonet")
+INNER_STEPS = {"reptile": 5}
+"""Default inner steps where a method needs other than MAML's one (Reptile with one step is joint training)."""
+
+
+def make_learner(method: str, model: nn.Module, inner_lr: float = 0.01, inner_steps: int = 1,
+                 loss: str = "mse", strategy: str = "auto", first_order: bool = False):
+    """The learner of ``method`` around ``model``; each has ``meta_step(batch, optimizer)``, ``inner_lr``,
+    ``model`` and ``adapt(batch)``, so ``train.meta_train`` trains it. ``first_order`` applies to maml, anil
+    and meta_sgd (``fomaml`` is maml with it)."""
+    method = require_choice("method", method, METHODS)
+    if method in ("maml", "fomaml"):
+        return MAML(model, inner_lr, inner_steps, first_order or method == "fomaml", loss, strategy)
+    if method == "reptile":
+        return reptile.Reptile(model, inner_lr, inner_steps, loss)
+    if method == "anil":
+        return anil.ANIL(model, inner_lr, inner_steps, first_order, loss, strategy)
+    if method == "meta_sgd":
+        return meta_sgd.MetaSGD(model, inner_lr, inner_steps, first_order, loss, strategy)
+    return protonet.ProtoNet(model)
+
+
+def method_of(learner) -> str:
+    """The method name of ``learner``."""
+    if isinstance(learner, anil.ANIL):
+        return "anil"
+    if isinstance(learner, MAML):
+        return "fomaml" if learner.first_order else "maml"
+    return {reptile.Reptile: "reptile", meta_sgd.MetaSGD: "meta_sgd", protonet.ProtoNet: "protonet"}[type(learner)]
+
+
+def learner_from_checkpoint(model: nn.Module, payload: dict, loss: Optional[str] = None):
+    """The learner a training command trained, rebuilt from ``train.load_checkpoint``'s ``(model, payload)``:
+    its method, inner settings and (Meta-SGD) learned rates. Checkpoints from before ``--method`` are MAML."""
+    metadata = payload.get("metadata", {})
+    settings = metadata.get("settings", {})
+    method = metadata.get("method", "maml")
+    method = "fomaml" if method == "maml" and settings.get("first_order") else method
+    loss = loss or ("cross_entropy" if metadata.get("task_family") == "omniglot" else "mse")
+    learner = make_learner(method, model, settings.get("inner_lr", 0.01), settings.get("inner_steps", 1), loss)
+    if method == "meta_sgd":
+        learner.load_inner_lrs(metadata["inner_lrs"])
+    return learner
+
+
+def rates_for_n_way(inner_lrs: dict, n_way: int) -> dict:
+    """Meta-SGD rates for a zero head of ``n_way`` classes: each head rate is the mean of the trained head's rates
+    over the classes (classes are exchangeable, as a zero head's rows are)."""
+    out = dict(inner_lrs)
+    for name in ("head.weight", "head.bias"):
+        rate = inner_lrs[name].detach()
+        out[name] = rate.mean(dim=0, keepdim=True).expand(n_way, *rate.shape[1:]).clone()
+    return out
+
+
+def episode_accuracies(learner, batch, inner_lr: Optional[float] = None, inner_steps: Optional[int] = None,
+                       zero_head: bool = True) -> torch.Tensor:
+    """Query accuracy ``(n_tasks,)`` of each classification task of ``batch`` after the learner's own adaptation
+    (MAML, FOMAML, Reptile: every weight; ANIL: the head; Meta-SGD: the learned rates; ProtoNet: prototypes).
+
+    ``zero_head``: start from a zero head sized for the batch's classes (``few_shot.params_for_n_way``), else the
+    trained head (which must fit). Adaptation defaults to the learner's training ``inner_lr`` and ``inner_steps``.
+    """
+    if isinstance(learner, protonet.ProtoNet):
+        return learner.adapt(batch).query_accuracies[:, -1]
+    inner_lr = learner.inner_lr if inner_lr is None else inner_lr
+    inner_steps = learner.inner_steps if inner_steps is None else require_int("inner_steps", inner_steps, minimum=0)
+    n_way = protonet.n_way_of(batch)
+    params = few_shot.fit_head(parameters_of(learner.model), n_way, zero_head)
+    model = learner.model
+    if isinstance(learner, anil.ANIL):
+        curves = anil.adapt(model, params, batch, inner_lr, inner_steps, "cross_entropy", learner.head)
+    elif isinstance(learner, meta_sgd.MetaSGD):
+        rates = rates_for_n_way(learner.inner_lrs, n_way) if zero_head else learner.inner_lrs
+        curves = meta_sgd.adapt(model, params, rates, batch, inner_steps, "cross_entropy")
+    else:
+        return few_shot.adapt_tasks(model, params, batch, inner_lr, inner_steps,
+                                    record_curve=False).query_accuracies[:, -1]
+    return curves.query_accuracies[:, -1]
+
+
+def evaluate_episodes(learner, sampler, n_episodes: int = 600, inner_lr: Optional[float] = None,
+                      inner_steps: Optional[int] = None, zero_head: bool = True,
+                      chunk: int = 50) -> few_shot.AccuracyEstimate:
+    """Mean query accuracy over ``n_episodes`` seeded episodes of ``sampler`` with a 95% CI, for any learner.
+
+    MAML, FOMAML and Reptile go through ``few_shot.evaluate_episodes`` (the numbers notebook 5 reports); the
+    others adapt their own way (``episode_accuracies``). Batch norm: the query batch's statistics (transductive).
+    """
+    if type(learner) in (MAML, reptile.Reptile):
+        return few_shot.evaluate_episodes(learner.model, parameters_of(learner.model), sampler, n_episodes,
+                                          learner.inner_lr if inner_lr is None else inner_lr,
+                                          learner.inner_steps if inner_steps is None else inner_steps,
+                                          "query", zero_head, chunk)
+    n_episodes = require_int("n_episodes", n_episodes, minimum=2)
+    device = next(learner.model.parameters()).device
+    per_episode, saved_size = [], sampler.meta_batch_size
+    try:
+        while len(per_episode) < n_episodes:
+            sampler.meta_batch_size = min(chunk, n_episodes - len(per_episode))
+            batch = sampler.sample().to(device)
+            per_episode.extend(episode_accuracies(learner, batch, inner_lr, inner_steps, zero_head).tolist())
+    finally:
+        sampler.meta_batch_size = saved_size
+    return few_shot.mean_with_ci(per_episode)
