@@ -1,0 +1,45 @@
+"""The learners by name: each is built, named back, and scored on episodes its own way."""
+
+import pytest
+import torch
+
+from metalearn_lite import methods
+from metalearn_lite.models import Conv4
+from metalearn_lite.tasks import Split, TaskBatch
+
+
+class FakeSampler:
+    """``sample()`` gives ``meta_batch_size`` random 5-way 1-shot episodes (as ``EpisodeSampler`` does)."""
+
+    def __init__(self, n_way=5):
+        self.n_way, self.meta_batch_size, self.generator = n_way, 1, torch.Generator().manual_seed(0)
+
+    def sample(self):
+        labels = torch.arange(self.n_way).expand(self.meta_batch_size, -1)
+        X = lambda: torch.rand(self.meta_batch_size, self.n_way, 1, 28, 28, generator=self.generator)  # noqa: E731
+        return TaskBatch(Split(X(), labels), Split(X(), labels))
+
+
+@pytest.mark.parametrize("method", methods.METHODS)
+def test_each_method_is_built_named_and_scored_on_episodes_of_another_size(method):
+    torch.manual_seed(0)
+    model = Conv4(n_way=3, hidden_channels=4)
+    learner = methods.make_learner(method, model, 0.4, 1, "cross_entropy")
+    assert methods.method_of(learner) == method and learner.model is model
+    batch = FakeSampler().sample()
+    accuracies = methods.episode_accuracies(learner, batch, zero_head=True)
+    assert accuracies.shape == (1,) and 0 <= float(accuracies) <= 1
+    estimate = methods.evaluate_episodes(learner, FakeSampler(), n_episodes=4, chunk=2)
+    assert estimate.n_episodes == 4 and 0 <= estimate.mean <= 1
+
+
+def test_meta_sgd_head_rates_for_another_number_of_classes():
+    rates = {"head.weight": torch.arange(6.0).reshape(3, 2), "head.bias": torch.tensor([1.0, 2.0, 3.0])}
+    resized = methods.rates_for_n_way(rates, 5)
+    assert resized["head.weight"].shape == (5, 2) and torch.equal(resized["head.weight"][4], torch.tensor([2.0, 3.0]))
+    assert torch.equal(resized["head.bias"], torch.full((5,), 2.0))
+
+
+def test_an_unknown_method_is_named():
+    with pytest.raises(ValueError, match="method must be one of"):
+        methods.make_learner("mamll", Conv4())
