@@ -277,3 +277,15 @@ def evaluate(policy: nn.Module, n_goals: int = 100, inner_steps: int = 3, inner_
     generator = torch.Generator().manual_seed(seed + 1)
     result = adapt(policy, policy_params(policy), goals, inner_steps, inner_lr, n_trajectories, generator, **settings)
     return AdaptationCurve(result.returns)
+
+
+NAVIGATION_CHECKPOINTS = {"maml": "navigation_maml.pt", "pretrained": "navigation_pretrained.pt"}
+"""The shipped 2-D navigation policies (``metalearn_lite/checkpoints/``; README: the commands that made them)."""
+
+
+def load_policy(method: str = "maml") -> tuple:
+    """The shipped policy of ``method`` (``"maml"`` or ``"pretrained"``), loaded with ``weights_only=True``;
+    returns ``(policy, payload)`` (its ``payload["metadata"]`` holds the command, seed, time and evaluation)."""
+    from .train import load_checkpoint, shipped_checkpoint   # train imports this package's models: import late
+    method = require_choice("method", method, tuple(NAVIGATION_CHECKPOINTS))
+    return load_checkpoint(shipped_checkpoint(NAVIGATION_CHECKPOINTS[method]), task_family="navigation")

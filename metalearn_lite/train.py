@@ -34,13 +34,15 @@ from tqdm.auto import tqdm
 from . import __version__
 from .maml import MAML
 from .models import MLP, Conv4, LinearModel
+from .policy import GaussianPolicy
 from .tasks import TaskBatch
 from .validation import require_choice, require_float, require_int
 
-MODEL_CLASSES = {"MLP": MLP, "Conv4": Conv4, "LinearModel": LinearModel}
+MODEL_CLASSES = {"MLP": MLP, "Conv4": Conv4, "LinearModel": LinearModel, "GaussianPolicy": GaussianPolicy}
 CHECKPOINT_FORMAT = 1
-TASK_FAMILY_MODELS = {"sinusoid": "MLP", "omniglot": "Conv4"}   # the model class each training command writes
-TASK_FAMILY_NAMES = {"sinusoid": "a sinusoid", "omniglot": "an Omniglot"}
+TASK_FAMILY_MODELS = {"sinusoid": "MLP", "omniglot": "Conv4",   # the model class each training command writes
+                      "navigation": "GaussianPolicy"}
+TASK_FAMILY_NAMES = {"sinusoid": "a sinusoid", "omniglot": "an Omniglot", "navigation": "a 2-D navigation"}
 
 
 SHIPPED_CHECKPOINTS = ("sinusoid_maml.pt", "sinusoid_maml_lr0.001.pt", "sinusoid_pretrained.pt",
