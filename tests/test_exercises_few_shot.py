@@ -38,6 +38,10 @@ def test_zero_head_checker(capsys):
     assert "1/n_way" in capsys.readouterr().out
     assert not check_zero_head_step(lambda f, y, n, lr: torch.zeros(3))
     assert "shape" in capsys.readouterr().out
+    # One meaning per symbol: N is the notebook's n_way, so the number of support images is named n_support.
+    assert not check_zero_head_step(lambda f, y, n, lr: lr * torch.stack([f[y == c].sum(0) for c in range(n)]) / 7)
+    out = capsys.readouterr().out
+    assert "n_support = n_way * k_shot" in out and " N " not in out and "/ N" not in out
 
 
 def test_starters_that_still_return_none_get_the_hint_and_a_list_slip_is_named(capsys):

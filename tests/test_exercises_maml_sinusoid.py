@@ -121,6 +121,17 @@ def deepcopy_maml(model, batch, inner_lr, optimizer):
     optimizer.step()
 
 
+def in_place_maml(model, batch, inner_lr, optimizer):
+    """An inner step that writes into the model's own parameters (.data), then backward from the query loss."""
+    optimizer.zero_grad()
+    for t in range(batch.n_tasks):
+        support = torch.nn.functional.mse_loss(model(batch.support.X[t]), batch.support.y[t])
+        for p, g in zip(model.parameters(), torch.autograd.grad(support, list(model.parameters()))):
+            p.data -= inner_lr * g
+        (torch.nn.functional.mse_loss(model(batch.query.X[t]), batch.query.y[t]) / batch.n_tasks).backward()
+    optimizer.step()
+
+
 def functional_maml(model, batch, inner_lr, optimizer, create_graph=True, scale=None):
     from torch.func import functional_call
     theta = dict(model.named_parameters())
@@ -139,6 +150,7 @@ def functional_maml(model, batch, inner_lr, optimizer, create_graph=True, scale=
 @pytest.mark.parametrize("answer, correct, diagnosis", [
     (functional_maml, True, "equals maml.meta_gradient"),
     (deepcopy_maml, False, "no meta-gradient reached the initialisation"),
+    (in_place_maml, False, "changed the initialisation itself"),
     (lambda m, b, lr, o: functional_maml(m, b, lr, o, create_graph=False), False, "first-order one"),
     (lambda m, b, lr, o: functional_maml(m, b, lr, o, scale="sum"), False, "4 times too large"),
     (lambda m, b, lr, o: 1 / 0, False, "ZeroDivisionError"),

@@ -12,7 +12,8 @@ from . import T_975, feedback, not_answered
 CI_HINT = ("the standard error of a mean of n values is std / sqrt(n) (use the sample standard deviation, ddof=1); "
            "a 95% interval reaches 1.96 standard errors either side.")
 ZERO_HEAD_HINT = ("at a zero head every class gets probability 1/n_way, so the gradient of the mean cross-entropy for "
-                  "class c's weights is (1/N) * sum_i (1/n_way - [y_i == c]) phi_i.")
+                  "class c's weights is (1/n_support) * sum_i (1/n_way - [y_i == c]) phi_i, with n_support = n_way * k_shot "
+                  "support images.")
 
 
 def check_ci_half_width(function) -> bool:
@@ -102,8 +103,9 @@ def check_zero_head_step(function) -> bool:
             return feedback(False, "close: each class's own features pull its weights up, but every example also "
                                    "pushes all classes down by 1/n_way of its features (the softmax term).")
         return feedback(False, f"not equal to the autograd result for {n_way}-way {k_shot}-shot. Hint: "
-                               "w_c = (lr / N) * sum_i ([y_i == c] - 1/n_way) * phi_i, with N support images.")
+                               "w_c = (lr / n_support) * sum_i ([y_i == c] - 1/n_way) * phi_i, with n_support = n_way * k_shot "
+                               "support images.")
     return feedback(True, "one step from a zero head makes w_c a (centred) prototype of class c: the logit of "
-                          "class c is lr * K/N * (prototype_c - mean prototype) . phi(x), a prototypical network "
+                          "class c is lr / n_way * (prototype_c - mean prototype) . phi(x), a prototypical network "
                           "with a dot product. It works for any n_way, which is why one checkpoint serves 5-way "
                           "and 20-way tasks.")

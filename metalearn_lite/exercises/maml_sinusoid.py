@@ -158,8 +158,8 @@ def check_maml_step(step_fn) -> bool:
 
     Run on a seeded MLP and sinusoid batch; the meta-gradient the step leaves in the model's ``.grad`` is compared
     with ``maml.meta_gradient`` (second order, mean over tasks). Diagnoses: no meta-gradient reaching the
-    initialisation (the ``copy.deepcopy`` + inner-optimiser version), first order, a sum instead of a mean over
-    tasks, no optimiser step.
+    initialisation (the ``copy.deepcopy`` + inner-optimiser version), an inner step that overwrites the
+    initialisation in place (``p.data -= ...``), first order, a sum instead of a mean over tasks, no optimiser step.
     """
     if step_fn is None:
         return not_answered("for each task: adapted = theta - inner_lr * grad(support loss, create_graph=True), "
@@ -190,6 +190,12 @@ def check_maml_step(step_fn) -> bool:
     if not moved:
         return feedback(False, "the meta-gradient is there, but the model's parameters did not change: call "
                                "optimizer.step() after the backward pass.")
+    if not _moved_only_by_the_outer_step(model, before, grads):
+        return feedback(False, "your inner step changed the initialisation itself: after the meta-step, theta is not "
+                               "where one Adam step with your .grad would take it from where it started. An "
+                               "in-place update (p.data -= inner_lr * g, or an inner optimiser stepping the model's "
+                               "own parameters) moves theta to each task's adapted weights in turn, and the graph "
+                               "back to theta is lost. Build new tensors instead: adapted = theta - inner_lr * g.")
     if _all_close(grads, second):
         return feedback(True, "the meta-gradient your step leaves in .grad equals maml.meta_gradient (second "
                               "order): the query loss is differentiated through the inner step back to theta.")
@@ -202,6 +208,16 @@ def check_maml_step(step_fn) -> bool:
     return feedback(False, "the meta-gradient in .grad differs from maml.meta_gradient on the same batch. Check the "
                            "inner step (theta - inner_lr * grad of the mean squared error on the support set) and "
                            "that optimizer.zero_grad() comes before the backward pass.")
+
+
+def _moved_only_by_the_outer_step(model, before: dict, grads: dict) -> bool:
+    """Whether ``model``'s parameters equal one fresh Adam(1e-3) step from ``before`` with ``grads``."""
+    replay = {name: before[name].clone().requires_grad_(True) for name in before}
+    for name, p in replay.items():
+        p.grad = None if grads[name] is None else grads[name].detach().clone()
+    torch.optim.Adam(list(replay.values()), lr=1e-3).step()
+    return all(torch.allclose(replay[name].detach(), p.detach(), rtol=1e-5, atol=1e-7)
+               for name, p in model.named_parameters())
 
 
 def _all_close(grads, reference) -> bool:
