@@ -339,13 +339,15 @@ def _skipped(method: str, zero_head: bool, head_size: int, n_way: int, bn: str, 
 
 
 def evaluate(path: Path, n_episodes: int = 600, inner_steps: int = 1, quiet: bool = False,
-             command: Optional[str] = None, device="cpu") -> dict:
+             command: Optional[str] = None, device="cpu", settings_to_run: Sequence[tuple] = tuple(EVALUATION_SETTINGS),
+             challenge_adaptations: Sequence[str] = ("trained", "many-way")) -> dict:
     """Evaluate a checkpoint on the test alphabets as notebook 5 reports it; store and return the results.
 
     Every setting uses ``EVALUATION_SEED`` episodes with ``EVALUATION_K_QUERY`` query images per class and the zero
     head when the checkpoint has one. Adaptation: the checkpoint's ``inner_lr`` for ``inner_steps`` steps (stored
     as its ``eval_inner_steps``), and for 20-way tasks also ``MANY_WAY_ADAPTATION``. The challenge is scored
     both ways; ``results["challenge"]`` holds the many-way score, ``results["challenge_trained"]`` the other.
+    ``settings_to_run`` and ``challenge_adaptations`` select a subset (notebook 6's side-by-side table).
     """
     from ..data import evaluate_challenge, load_challenge_runs
     from ..few_shot import challenge_classifier, load_initialisation
@@ -363,7 +365,7 @@ def evaluate(path: Path, n_episodes: int = 600, inner_steps: int = 1, quiet: boo
     results = {"protocol": f"{n_episodes} episodes per setting (seed {EVALUATION_SEED}), {EVALUATION_K_QUERY} "
                            f"queries per class, zero head {zero_head}; adaptation per entry", "command": command,
                "episodes": []}
-    for n_way, k_shot, bn, adaptation in EVALUATION_SETTINGS:
+    for n_way, k_shot, bn, adaptation in settings_to_run:
         start = time.perf_counter()
         inner_lr, steps = adaptation_settings(settings, adaptation) if method != "protonet" else (0.0, 0)
         skipped = _skipped(method, zero_head, model.head.out_features, n_way, bn, adaptation)
@@ -384,7 +386,8 @@ def evaluate(path: Path, n_episodes: int = 600, inner_steps: int = 1, quiet: boo
             print(f"{n_way}-way {k_shot}-shot, batch norm over {bn}, {steps} step(s) at lr {inner_lr}: {estimate}",
                   flush=True)
     runs = load_challenge_runs() if by_fine_tuning and (zero_head or model.head.out_features == 20) else []
-    for key, adaptation in (("challenge_trained", "trained"), ("challenge", "many-way")) if runs else ():
+    keys = {"trained": "challenge_trained", "many-way": "challenge"}
+    for key, adaptation in ((keys[a], a) for a in challenge_adaptations) if runs else ():
         inner_lr, steps = adaptation_settings(settings, adaptation)
         challenge = evaluate_challenge(challenge_classifier(model, params, inner_lr, steps, "query", zero_head), runs)
         results[key] = {"error": round(challenge.mean_error, 5), "errors_per_run": challenge.errors_per_run,
