@@ -78,8 +78,17 @@ def episode_accuracies(learner, batch, inner_lr: Optional[float] = None, inner_s
     ``zero_head``: start from a zero head sized for the batch's classes (``few_shot.params_for_n_way``), else the
     trained head (which must fit). Adaptation defaults to the learner's training ``inner_lr`` and ``inner_steps``.
     """
+    return accuracy_curves(learner, batch, inner_lr, inner_steps, zero_head, record_curve=False)[:, -1]
+
+
+def accuracy_curves(learner, batch, inner_lr: Optional[float] = None, inner_steps: Optional[int] = None,
+                    zero_head: bool = True, record_curve: bool = True) -> torch.Tensor:
+    """Query accuracy ``(n_tasks, inner_steps + 1)`` after 0, 1, ... steps of the learner's own adaptation
+    (notebook 6's explorer; ``episode_accuracies`` for the last step only). ProtoNet has no steps: its accuracy is
+    the same at every step. Meta-SGD adapts with its learned rates (``inner_lr`` is not used)."""
     if isinstance(learner, protonet.ProtoNet):
-        return learner.adapt(batch).query_accuracies[:, -1]
+        steps = 0 if inner_steps is None else require_int("inner_steps", inner_steps, minimum=0)
+        return learner.adapt(batch).query_accuracies[:, -1:].expand(-1, steps + 1)
     inner_lr = learner.inner_lr if inner_lr is None else inner_lr
     inner_steps = learner.inner_steps if inner_steps is None else require_int("inner_steps", inner_steps, minimum=0)
     n_way = protonet.n_way_of(batch)
@@ -91,9 +100,9 @@ def episode_accuracies(learner, batch, inner_lr: Optional[float] = None, inner_s
         rates = rates_for_n_way(learner.inner_lrs, n_way) if zero_head else learner.inner_lrs
         curves = meta_sgd.adapt(model, params, rates, batch, inner_steps, "cross_entropy")
     else:
-        return few_shot.adapt_tasks(model, params, batch, inner_lr, inner_steps,
-                                    record_curve=False).query_accuracies[:, -1]
-    return curves.query_accuracies[:, -1]
+        curve = few_shot.adapt_tasks(model, params, batch, inner_lr, inner_steps, record_curve=record_curve)
+        return curve.query_accuracies if record_curve else curve.query_accuracies[:, -1:]
+    return curves.query_accuracies
 
 
 def evaluate_episodes(learner, sampler, n_episodes: int = 600, inner_lr: Optional[float] = None,
@@ -120,3 +129,39 @@ def evaluate_episodes(learner, sampler, n_episodes: int = 600, inner_lr: Optiona
     finally:
         sampler.meta_batch_size = saved_size
     return few_shot.mean_with_ci(per_episode)
+
+
+def comparison_data(learners: dict, chosen, episode: int, inner_lr: float, inner_steps: int, characters,
+                    n_way: int = 5, k_shot: int = 1, k_query: int = 5, episodes: int = 1,
+                    cache: Optional[dict] = None) -> dict:
+    """Notebook 6's explorer: query accuracy against inner steps of each ``chosen`` learner on the same episodes.
+
+    ``learners``: name -> ``(learner, zero_head)``; ``chosen``: the names to adapt. Every method sees the same
+    ``episodes`` seeded episodes (seeds ``episode``, ``episode + 1``, ...); the curve is their mean. Meta-SGD uses
+    its learned rates and ProtoNet has no inner steps (a flat line). ``cache`` (a dict kept between calls) holds
+    each method's curve per setting, so choosing one more method adapts only that one. Returns ``{"steps", "curves": name ->
+    (inner_steps + 1,) array, "n_way", "k_shot", "inner_lr", "episode", "episodes"}``.
+    """
+    import numpy as np
+
+    from .data import EpisodeSampler
+    chosen = [require_choice("method", name, list(learners)) for name in chosen]
+    inner_steps = require_int("inner_steps", inner_steps, minimum=0)
+    batch = EpisodeSampler(characters, n_way, k_shot, k_query, meta_batch_size=episodes, seed=int(episode)).sample()
+    cache = {} if cache is None else cache
+    curves = {}
+    for name in chosen:
+        key = (name, int(episode), episodes, n_way, k_shot, k_query, float(inner_lr), inner_steps)
+        if key not in cache:
+            learner, zero_head = learners[name]
+            cache[key] = accuracy_curves(learner, batch, inner_lr, inner_steps, zero_head).mean(dim=0).numpy()
+        curves[name] = cache[key]
+    return {"steps": np.arange(inner_steps + 1), "curves": curves, "n_way": n_way, "k_shot": k_shot,
+            "inner_lr": inner_lr, "episode": episode, "episodes": episodes}
+
+
+def load_learner(path) -> tuple:
+    """``(learner, zero_head)`` from an Omniglot checkpoint of any method (``train.load_checkpoint``, weights only)."""
+    from .train import load_checkpoint
+    model, payload = load_checkpoint(path, task_family="omniglot")
+    return learner_from_checkpoint(model, payload), payload["metadata"]["settings"]["zero_head"]

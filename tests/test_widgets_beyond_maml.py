@@ -1,0 +1,65 @@
+"""Notebook 6's explorer: every method adapts the same episodes; curves, cache and controls."""
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
+
+from metalearn_lite import methods
+from metalearn_lite.data import EpisodeSampler, load_omniglot
+from metalearn_lite.models import Conv4
+from metalearn_lite.widgets.beyond_maml import methods_explorer
+
+
+@pytest.fixture(scope="module")
+def characters():
+    return load_omniglot("test")
+
+
+@pytest.fixture(scope="module")
+def learners():
+    torch.manual_seed(0)
+    built = {}
+    for name, zero_head in (("maml", True), ("meta_sgd", True), ("protonet", True), ("anil_learned_head", False)):
+        method = name.replace("_learned_head", "")
+        built[name] = (methods.make_learner(method, Conv4(n_way=5, hidden_channels=8), inner_lr=0.4,
+                                            loss="cross_entropy"), zero_head)
+    return built
+
+
+def test_curves_start_at_the_initialisation_and_protonet_is_flat(learners, characters):
+    data = methods.comparison_data(learners, list(learners), episode=3, inner_lr=0.4, inner_steps=4,
+                                   characters=characters, episodes=2)
+    assert list(data["steps"]) == [0, 1, 2, 3, 4]
+    for name, curve in data["curves"].items():
+        assert curve.shape == (5,) and np.all((0 <= curve) & (curve <= 1))
+    assert np.ptp(data["curves"]["protonet"]) == 0          # no inner steps: the same accuracy at every step
+    assert data["curves"]["maml"][0] == pytest.approx(0.2)  # a zero head predicts one class: chance, 5-way
+
+
+def test_last_point_of_a_curve_is_the_methods_accuracy(learners, characters):
+    batch = EpisodeSampler(characters, 5, 1, 5, meta_batch_size=2, seed=5).sample()
+    for name, (learner, zero_head) in learners.items():
+        curve = methods.accuracy_curves(learner, batch, 0.4, 2, zero_head)
+        final = methods.episode_accuracies(learner, batch, 0.4, 2, zero_head)
+        assert torch.allclose(curve[:, -1], final), name
+
+
+def test_a_cached_method_is_not_adapted_again(learners, characters, monkeypatch):
+    cache, calls = {}, []
+    original = methods.accuracy_curves
+    monkeypatch.setattr(methods, "accuracy_curves", lambda *a, **k: calls.append(1) or original(*a, **k))
+    for chosen in (["maml"], ["maml", "protonet"]):
+        methods.comparison_data(learners, chosen, 0, 0.4, 2, characters, cache=cache)
+    assert len(calls) == 2   # maml once, protonet once
+
+
+def test_explorer_redraws_for_the_chosen_methods(learners, characters):
+    explorer = methods_explorer(learners, characters, chosen=["maml"], inner_steps=2)
+    assert explorer.last_error is None and list(explorer.last_data["curves"]) == ["maml"]
+    explorer.set(chosen=("maml", "protonet"), inner_steps=3)
+    assert list(explorer.last_data["curves"]) == ["maml", "protonet"]
+    assert len(explorer.last_data["curves"]["protonet"]) == 4
+    assert plt.get_fignums() == []
+    with pytest.raises(ValueError, match="method"):
+        methods.comparison_data(learners, ["nope"], 0, 0.4, 2, characters)
