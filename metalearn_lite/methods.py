@@ -165,3 +165,21 @@ def load_learner(path) -> tuple:
     from .train import load_checkpoint
     model, payload = load_checkpoint(path, task_family="omniglot")
     return learner_from_checkpoint(model, payload), payload["metadata"]["settings"]["zero_head"]
+
+
+def query_loss_curves(learner, batch, inner_steps: Optional[int] = None,
+                      inner_lr: Optional[float] = None) -> torch.Tensor:
+    """Query loss ``(n_tasks, inner_steps + 1)`` after 0, 1, ... steps of the learner's own adaptation on a
+    regression batch (notebook 6's sinusoid table): MAML, FOMAML and Reptile adapt every weight, ANIL the head,
+    Meta-SGD with its learned rates (``inner_lr`` is not used there)."""
+    inner_lr = learner.inner_lr if inner_lr is None else inner_lr
+    inner_steps = learner.inner_steps if inner_steps is None else require_int("inner_steps", inner_steps, minimum=0)
+    model, params = learner.model, parameters_of(learner.model)
+    if isinstance(learner, anil.ANIL):
+        return anil.adapt(model, params, batch, inner_lr, inner_steps, learner.loss, learner.head).query_losses
+    if isinstance(learner, meta_sgd.MetaSGD):
+        return meta_sgd.adapt(model, params, learner.inner_lrs, batch, inner_steps, learner.loss).query_losses
+    if isinstance(learner, protonet.ProtoNet):
+        raise ValueError("prototypical networks classify; query_loss_curves is for regression learners")
+    from .maml import adapt
+    return adapt(model, params, batch, inner_lr, inner_steps, getattr(learner, "loss", "mse")).query_losses
