@@ -43,3 +43,23 @@ def test_meta_sgd_head_rates_for_another_number_of_classes():
 def test_an_unknown_method_is_named():
     with pytest.raises(ValueError, match="method must be one of"):
         methods.make_learner("mamll", Conv4())
+
+
+def test_query_loss_curves_adapt_each_method_its_own_way():
+    from metalearn_lite import anil as anil_module, maml as maml_module
+    from metalearn_lite.evaluation import evaluation_tasks
+    from metalearn_lite.models import MLP
+    torch.manual_seed(0)
+    batch = evaluation_tasks(3, 5, 20, seed=4)
+    for method in ("maml", "reptile", "anil", "meta_sgd"):
+        learner = methods.make_learner(method, MLP(), inner_lr=0.01)
+        curves = methods.query_loss_curves(learner, batch, inner_steps=3)
+        assert curves.shape == (3, 4)
+        params = maml_module.parameters_of(learner.model)
+        if method == "anil":
+            expected = anil_module.adapt(learner.model, params, batch, 0.01, 3).query_losses
+        else:   # Meta-SGD starts with every rate at inner_lr: MAML's adaptation
+            expected = maml_module.adapt(learner.model, params, batch, 0.01, 3).query_losses
+        assert torch.allclose(curves, expected, rtol=1e-5), method
+    with pytest.raises(ValueError, match="classify"):
+        methods.query_loss_curves(methods.make_learner("protonet", MLP()), batch, 1)
