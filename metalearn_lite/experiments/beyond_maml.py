@@ -94,8 +94,13 @@ def train_all(args) -> Dict[str, dict]:
 
 
 def evaluate_run(path: Path, episodes: int) -> dict:
+    """The table's evaluation of one checkpoint: each method adapts as it was trained (its inner lr and steps)."""
+    from ..train import load_checkpoint
     from .omniglot import evaluate
-    return evaluate(path, episodes, quiet=True, settings_to_run=EVALUATION, challenge_adaptations=("trained",))
+    _, payload = load_checkpoint(path, task_family="omniglot")
+    trained_steps = payload["metadata"]["settings"]["inner_steps"]   # Reptile: 5; the others: 1
+    return evaluate(path, episodes, trained_steps, quiet=True, settings_to_run=EVALUATION,
+                    challenge_adaptations=("trained",))
 
 
 def row(run: str, path: Path, costs: dict, evaluation: dict) -> dict:
@@ -124,14 +129,15 @@ def main(argv: Optional[Sequence[str]] = None) -> Path:
     costs = train_all(args)
     from ..utils import limit_cpu_threads
     limit_cpu_threads(args.jobs)   # the trainings are done: evaluation may use the cores they used
-    rows = []
+    rows = {run: old_row for run, old_row in old.items() if run not in args.runs}   # the runs not asked for stay
     for run in args.runs:
         path = args.out_dir / checkpoint_name(run)
         if run not in costs and run in old:   # not retrained: keep the measured cost of its training
             costs[run] = {"train_seconds": old[run]["process_seconds"], "peak_memory_mib": old[run]["peak_memory_mib"]}
         print(f"evaluating {run} ...", flush=True)
-        rows.append(row(run, path, costs.get(run, {}), evaluate_run(path, args.episodes)))
-        print(json.dumps(rows[-1]), flush=True)
+        rows[run] = row(run, path, costs.get(run, {}), evaluate_run(path, args.episodes))
+        print(json.dumps(rows[run]), flush=True)
+    rows = [rows[run] for run in RUNS if run in rows]
     command = f"{PROG} " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
     table = {"command": command, "git_commit": git_commit(), "budget": f"{args.meta_steps} meta-steps each, "
              "meta-batch 5, one CPU thread per training", "evaluation": f"{args.episodes} episodes per setting, "
