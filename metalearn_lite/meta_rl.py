@@ -59,6 +59,10 @@ PAPER_SETTINGS = {"inner_lr": 0.1, "inner_steps": 1, "n_trajectories": 20, "meta
 PAPER_TABLE = {"maml": {0: -40.41, 1: -11.68, 2: -3.33, 3: -3.23}}
 """Average return after 0, 1, 2, 3 policy-gradient steps on new goals, MAML (the paper's 2-D navigation result)."""
 
+AUTHORS_TEST_INNER_LRS = (0.5, 0.25, 0.25)
+"""The step sizes of the authors' 2-D navigation evaluation (cbfinn/maml_rl ``test_maml_point.py``: a first
+policy-gradient step of 0.5 (``init_learning_rate``), then 0.25 (``learning_rate = 0.5 * step_size``))."""
+
 EVAL_SEED = 2017
 """The seed of the fixed evaluation goals and episodes (``evaluate``)."""
 
@@ -125,7 +129,7 @@ def inner_update(policy: nn.Module, params: Params, trajectories: Trajectories, 
     return {n: params[n] + inner_lr * g for n, g in zip(names, grads)}
 
 
-def adapt(policy: nn.Module, params: Params, goals: torch.Tensor, inner_steps: int = 3, inner_lr: float = 0.1,
+def adapt(policy: nn.Module, params: Params, goals: torch.Tensor, inner_steps: int = 3, inner_lr=0.1,
           n_trajectories: int = 20, generator: Optional[torch.Generator] = None, discount: float = 0.99,
           baseline: str = "linear", normalize: bool = True, horizon: int = 100,
           sampler: Optional[Sampler] = None) -> RLAdaptation:
@@ -134,10 +138,12 @@ def adapt(policy: nn.Module, params: Params, goals: torch.Tensor, inner_steps: i
     Each step samples ``n_trajectories`` new episodes with the current (adapted) policy, as the paper's
     evaluation does; their mean return is the curve's point, and they give the next step's gradient. No gradient
     flows out (an evaluation). Returns ``RLAdaptation(returns (G, inner_steps + 1), adapted params)``.
-    ``sampler``: the environment, as in ``meta_objective``.
+    ``sampler``: the environment, as in ``meta_objective``. ``inner_lr``: one step size for every step, or one per
+    step (a sequence of ``inner_steps`` numbers; the authors' evaluation: ``AUTHORS_TEST_INNER_LRS``).
     """
-    inner_lr, inner_steps, n_trajectories, discount, baseline = check_inner_settings(
-        inner_lr, inner_steps, n_trajectories, discount, baseline)
+    rates = _per_step_rates(inner_lr, inner_steps)
+    _, inner_steps, n_trajectories, discount, baseline = check_inner_settings(
+        rates[0] if rates else 0.0, inner_steps, n_trajectories, discount, baseline)
     sampler = sampler or _navigation_sampler(horizon)
     params = {n: p.detach() for n, p in per_task(policy, params, len(goals)).items()}
     curve = []
@@ -147,8 +153,19 @@ def adapt(policy: nn.Module, params: Params, goals: torch.Tensor, inner_steps: i
             trajectories = sampler(policy, params, goals, n_trajectories, generator)
             curve.append(trajectories.returns().mean(1).detach())
             if step < inner_steps:
-                params = inner_update(policy, params, trajectories, inner_lr, discount, baseline, normalize)
+                params = inner_update(policy, params, trajectories, rates[step], discount, baseline, normalize)
     return RLAdaptation(torch.stack(curve, 1), {n: p.detach() for n, p in params.items()})
+
+
+def _per_step_rates(inner_lr, inner_steps) -> list:
+    """``inner_lr`` as a list of ``inner_steps`` checked step sizes (a number is repeated)."""
+    inner_steps = require_int("inner_steps", inner_steps, minimum=0)
+    if isinstance(inner_lr, (list, tuple)):
+        if len(inner_lr) != inner_steps:
+            raise ValueError(f"inner_lr must be a number or a sequence of inner_steps ({inner_steps}) numbers, got "
+                             f"{len(inner_lr)} numbers")
+        return [require_float("inner_lr", r, minimum=0.0) for r in inner_lr]
+    return [require_float("inner_lr", inner_lr, minimum=0.0)] * inner_steps
 
 
 def meta_objective(policy: nn.Module, params: Params, goals: torch.Tensor, generator: Optional[torch.Generator] = None,
@@ -269,7 +286,7 @@ def evaluation_goals(n_goals: int = 100, seed: int = EVAL_SEED) -> torch.Tensor:
     return sample_goals(n_goals, torch.Generator().manual_seed(require_int("seed", seed, minimum=0)))
 
 
-def evaluate(policy: nn.Module, n_goals: int = 100, inner_steps: int = 3, inner_lr: float = 0.1,
+def evaluate(policy: nn.Module, n_goals: int = 100, inner_steps: int = 3, inner_lr=0.1,
              n_trajectories: int = 20, seed: int = EVAL_SEED, **settings) -> AdaptationCurve:
     """The lesson's table row: average return after 0..``inner_steps`` policy-gradient steps on ``n_goals`` fixed,
     seeded new goals (the same goals and episode noise for every policy given the same ``seed``)."""

@@ -46,7 +46,7 @@ TASK_FAMILY_NAMES = {"sinusoid": "a sinusoid", "omniglot": "an Omniglot", "navig
 
 
 SHIPPED_CHECKPOINTS = ("sinusoid_maml.pt", "sinusoid_maml_lr0.001.pt", "sinusoid_pretrained.pt",
-                       "omniglot_maml_5way1shot.pt")
+                       "omniglot_maml_5way1shot.pt", "navigation_maml.pt", "navigation_pretrained.pt")
 """The checkpoints that ship inside the package (``metalearn_lite/checkpoints/``; the README says which command
 made each)."""
 

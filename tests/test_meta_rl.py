@@ -192,3 +192,13 @@ def test_an_unknown_estimator_is_named():
     policy = GaussianPolicy()
     with pytest.raises(ValueError, match="estimator"):
         meta_rl.meta_objective(policy, dict(policy.named_parameters()), torch.zeros(2, 2), estimator="trpo")
+
+
+def test_per_step_inner_lrs_must_match_the_steps():
+    policy = GaussianPolicy()
+    goals = sample_goals(2, torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match="inner_lr"):
+        meta_rl.adapt(policy, policy_params(policy), goals, inner_steps=3, inner_lr=(0.5, 0.25))
+    curve = meta_rl.adapt(policy, policy_params(policy), goals, 2, (0.5, 0.25), 2, torch.Generator().manual_seed(0),
+                          horizon=5)
+    assert curve.returns.shape == (2, 3)
