@@ -34,6 +34,11 @@ Deviations from the paper, on purpose:
   feature baseline fitted on the same episodes; both are batch statistics treated as constants, which makes the
   estimator very slightly biased (the unbiasedness tests use ``baseline="none", normalize=False``).
 
+- The shipped MAML policy (README, Checkpoints) was trained with ``estimator="no_pre_update"`` and inner step 0.5
+  (the authors' script's value; the paper's text says 0.1): in 700-800 Adam steps the unbiased ``"dice"`` estimator
+  learned far less (its pre-update score term multiplies a sum of 2,000 score terms by a return difference between
+  goals, a high-variance product), and 0.1 barely adapted in the steps we could afford.
+
 Baselines of the lesson: ``pretrain_step`` trains a policy by ordinary policy gradient (Adam) on goals sampled fresh
 every step (the paper's "pretrained on all goals"); ``random_policy`` is a freshly initialised one.
 """

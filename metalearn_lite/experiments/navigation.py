@@ -11,8 +11,9 @@ advantages), the unbiased second-order DiCE meta-gradient (``meta_rl.meta_object
 ``--meta-lr`` as the outer optimiser (the paper used TRPO). ``pretrained``: the same policy trained by ordinary policy
 gradient (Adam) on ``--meta-batch-size`` goals sampled fresh every step: the paper's "pretrained" baseline.
 
+The shipped MAML file used ``--inner-lr 0.5 --estimator no_pre_update`` (``meta_rl``'s docstring says why).
 After training the checkpoint is evaluated on ``meta_rl.evaluate``'s 100 fixed, seeded goals (return after 0..3
-policy-gradient steps, 20 episodes per step) and the table is stored in its metadata. Every flag is checked before
+policy-gradient steps of ``--inner-lr`` each, 20 episodes per step) and the table is stored in its metadata. Every flag is checked before
 the first step; Ctrl-C stops between two steps and leaves ``--out`` untouched (``--save-on-interrupt`` keeps the
 progress next to it); the file is written atomically and read back with ``weights_only=True``.
 """
