@@ -52,7 +52,7 @@ import torch
 from torch import nn
 
 from .navigation import Trajectories, check_env_settings, rollout
-from .policy import GaussianPolicy, Params, is_per_task, policy_params
+from .policy import GaussianPolicy, Params, is_per_task, log_prob, policy_params
 from .policy_gradient import (BASELINES, advantages, dice_surrogate, magic_box, reinforce_surrogate,
                               returns_to_go)
 from .validation import require_choice, require_float, require_int
@@ -311,3 +311,87 @@ def load_policy(method: str = "maml") -> tuple:
     from .train import load_checkpoint, shipped_checkpoint   # train imports this package's models: import late
     method = require_choice("method", method, tuple(NAVIGATION_CHECKPOINTS))
     return load_checkpoint(shipped_checkpoint(NAVIGATION_CHECKPOINTS[method]), task_family="navigation")
+
+
+# ----------------------------------------------------------------------------------------- the lesson's explorer
+
+EXPLORER_STARTS = ("maml", "pretrained", "random")
+"""The three starting points of notebook 7's explorer, in drawing order."""
+
+
+class NavigationView(NamedTuple):
+    """What notebook 7's explorer draws for one goal: ``goal`` ``(2,)``; ``returns`` name -> ``(inner_steps + 1,)``
+    mean return after 0..k steps; ``before``/``after`` name -> ``(positions (N, H + 1, 2), mask (N, H + 1))``: the
+    episodes of the start and of the adapted policy (positions after a trajectory ended repeat its last one, mask
+    0); ``inner_lr``, ``inner_steps``."""
+
+    goal: torch.Tensor
+    returns: dict
+    before: dict
+    after: dict
+    inner_lr: float
+    inner_steps: int
+
+
+def stack_params(policies: dict) -> tuple:
+    """The parameters of several policies of one architecture stacked as per-task parameters (leading dimension
+    = the policies, in the order of ``policies``); returns ``(any one of the policies, stacked params)``."""
+    if not policies:
+        raise ValueError("policies must name at least one policy")
+    first = next(iter(policies.values()))
+    names = [n for n, _ in first.named_parameters()]
+    stacked = {n: torch.stack([dict(p.named_parameters())[n].detach() for p in policies.values()]) for n in names}
+    return first, stacked
+
+
+def _paths(trajectories: Trajectories, action_bound: float = 0.1, action_scale: float = 0.1) -> tuple:
+    """Positions ``(G, N, H + 1, 2)`` (the origin, then the position after each step) and their mask
+    ``(G, N, H + 1)`` (0 after the episode ended: those positions mean nothing)."""
+    obs, mask = trajectories.observations, trajectories.mask
+    moved = obs + torch.clamp(action_scale * trajectories.actions, -action_bound, action_bound)
+    positions = torch.cat([obs[:, :, :1], moved], 2)
+    return positions, torch.cat([torch.ones_like(mask[..., :1]), mask], -1)
+
+
+def explorer_data(policies: dict, goal=(0.3, -0.2), inner_lr: float = 0.5, inner_steps: int = 3,
+                  n_trajectories: int = 20, seed: int = 0, horizon: int = 100, cache: Optional[dict] = None
+                  ) -> NavigationView:
+    """Adapt every policy of ``policies`` (name -> ``GaussianPolicy``) to one ``goal`` with ``inner_steps``
+    policy-gradient steps of ``inner_lr``; their mean return after 0..k steps and their episodes before and after.
+
+    The policies are adapted together in one batched pass (their parameters stacked as per-task parameters), each
+    step on fresh seeded episodes (step ``s`` uses seed ``seed + s``), the same noise for every policy. ``cache``
+    (a dict the caller keeps, e.g. the explorer) stores the pre-update episodes of a goal, which do not depend on
+    the step size. What notebook 7's explorer draws (``widgets/navigation.py``).
+    """
+    inner_lr, inner_steps, n_trajectories, _, _ = check_inner_settings(inner_lr, inner_steps, n_trajectories,
+                                                                        0.99, "linear")
+    seed = require_int("seed", seed, minimum=0)
+    goal = torch.as_tensor(goal, dtype=torch.float32).reshape(2)
+    policy, params = stack_params(policies)
+    names = list(policies)
+    goals = goal.expand(len(names), 2).contiguous()
+    key = (round(float(goal[0]), 6), round(float(goal[1]), 6), tuple(names), n_trajectories, seed, horizon)
+    first = cache.get(key) if cache is not None else None
+    if first is None:
+        first = rollout(policy, params, goals, n_trajectories, torch.Generator().manual_seed(seed), horizon)
+        if cache is not None:
+            cache[key] = first
+    curve, trajectories = [first.returns().mean(1)], first
+    for step in range(inner_steps):
+        with torch.enable_grad():
+            params = {k: v.detach().requires_grad_(True) for k, v in params.items()}
+            # sampled without a graph (and maybe cached): their log-probabilities under these params, with one
+            lp = log_prob(policy, params, trajectories.observations.reshape(len(names), -1, 2),
+                          trajectories.actions.reshape(len(names), -1, 2)).reshape(trajectories.mask.shape)
+            trajectories = trajectories._replace(log_probs=lp * trajectories.mask)
+            params = inner_update(policy, params, trajectories, inner_lr)
+            params = {k: v.detach() for k, v in params.items()}
+        trajectories = rollout(policy, params, goals, n_trajectories,
+                               torch.Generator().manual_seed(seed + 1 + step), horizon)
+        curve.append(trajectories.returns().mean(1))
+    returns = torch.stack(curve, 1).detach()
+    before, after = _paths(first), _paths(trajectories)
+    return NavigationView(goal, {name: returns[i] for i, name in enumerate(names)},
+                          {name: (before[0][i], before[1][i]) for i, name in enumerate(names)},
+                          {name: (after[0][i], after[1][i]) for i, name in enumerate(names)}, inner_lr, inner_steps)
