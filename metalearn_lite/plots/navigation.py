@@ -51,7 +51,7 @@ def trajectories_figure(views: Sequence, names: Sequence[str] = ("maml", "pretra
             draw_paths(ax, *view.before[name], PALETTE.get(name, "black"), n_show, "--", 0.45,
                        "pre-update" if col == 0 else None)
             draw_paths(ax, *view.after[name], PALETTE.get(name, "black"), n_show, "-", 0.9,
-                       f"{view.inner_steps} steps" if col == 0 else None)
+                       f"{view.inner_steps} step{'' if view.inner_steps == 1 else 's'}" if col == 0 else None)
             if col == 0:
                 ax.legend(loc="lower left", fontsize=7)
     fig.tight_layout()
