@@ -46,7 +46,13 @@ TASK_FAMILY_NAMES = {"sinusoid": "a sinusoid", "omniglot": "an Omniglot", "navig
 
 
 SHIPPED_CHECKPOINTS = ("sinusoid_maml.pt", "sinusoid_maml_lr0.001.pt", "sinusoid_pretrained.pt",
-                       "omniglot_maml_5way1shot.pt", "navigation_maml.pt", "navigation_pretrained.pt")
+                       "omniglot_maml_5way1shot.pt", "navigation_maml.pt", "navigation_pretrained.pt",
+                       # notebook 6: the relatives at equal budgets (experiments/sinusoid.py --meta-steps 30000;
+                       # experiments/beyond_maml.py, which also writes the table beyond_maml_omniglot.json)
+                       *(f"sinusoid_{m}_30k.pt" for m in ("maml", "fomaml", "reptile", "anil", "meta_sgd")),
+                       *(f"omniglot_{r}.pt" for r in ("maml", "fomaml", "meta_sgd", "protonet", "maml_learned_head",
+                                                      "anil_learned_head", "reptile_learned_head")),
+                       "beyond_maml_omniglot.json")
 """The checkpoints that ship inside the package (``metalearn_lite/checkpoints/``; the README says which command
 made each)."""
 
