@@ -7,7 +7,7 @@ from . import feedback, not_answered
 
 ZERO_HEAD_QUESTION = {
     "a": "ANIL's meta-gradient skips the second-order term through the convolutions, so it is a first-order method.",
-    "b": "Nothing: the inner step changes only the head in both, so MAML is ANIL here, step for step.",
+    "b": "Nothing: with one step from a zero head, the inner step changes only the head in both.",
     "c": "MAML also adapts the batch-norm parameters, which ANIL keeps frozen, so MAML adapts more.",
     "d": "ANIL needs a learned head; with a zero head it cannot adapt at all.",
 }
