@@ -1,11 +1,17 @@
-"""Redraw latency of notebook 6's methods explorer: what one control move costs, against a fresh recompute.
+"""Redraw latency of notebook 6's methods explorer: what one control move costs, against the old path.
 
 A move = ``methods.comparison_data`` for the chosen methods on one 5-way 1-shot episode (each adapts its own way)
-+ a new figure rendered to PNG as the inline backend does. Replayed: a session of single-control moves (inner lr,
-steps, episode, one method added or removed), ``--repeats`` moves, median and 90th percentile reported. The
-baseline, timed interleaved in the same run, is the same move with an empty cache (every chosen method adapted
-again), which is what a move costs without the explorer's per-method cache. Target: median under 500 ms on a 2-core
-CPU. Needs the shipped notebook-6 checkpoints and the Omniglot data (``METALEARN_DATA``).
++ a PNG of the figure. Replayed: a session of single-control moves (inner lr, steps, episode, one method added or
+removed), ``--repeats`` moves, median and 90th percentile reported, for two selections: the explorer's first
+choice (MAML, ANIL, Meta-SGD, ProtoNet) and all seven methods. Both paths are timed interleaved, move by move, in
+the same run:
+  * new: ``widgets.beyond_maml.methods_explorer`` itself (``explorer.set``): its cache (longest curve per method and
+    setting; Meta-SGD and ProtoNet do not depend on the inner lr), the persistent ``MethodComparisonFigure``
+    updated in place, PNG bytes into its ``ipywidgets.Image``;
+  * old: every chosen method adapted again, a new ``draw_method_comparison`` figure, PNG as the inline backend
+    makes it (``savefig(bbox_inches="tight")``).
+Target: median under 500 ms a move on a 2-core CPU. Needs the shipped notebook-6 checkpoints and the Omniglot data
+(``METALEARN_DATA``).
 Usage: python benchmarks/methods_explorer_latency.py [--repeats 24] [--threads 1]
 """
 
@@ -31,18 +37,27 @@ from metalearn_lite.experiments.beyond_maml import RUNS, checkpoint_name  # noqa
 from metalearn_lite.plots.methods import draw_method_comparison  # noqa: E402
 from metalearn_lite.plots.style import apply_style  # noqa: E402
 from metalearn_lite.utils import limit_cpu_threads  # noqa: E402
+from metalearn_lite.widgets.beyond_maml import FIRST_CHOICE, methods_explorer  # noqa: E402
 
 MOVES = [{"inner_lr": 0.1}, {"inner_lr": 0.4}, {"inner_steps": 10}, {"inner_steps": 5}, {"episode": 2},
-         {"chosen_drop": "protonet"}, {"chosen_add": "protonet"}, {"episode": 3}]
+         {"chosen_drop": "protonet"}, {"chosen_add": "protonet"}, {"episode": 3}, {"inner_lr": 1.0},
+         {"inner_steps": 3}, {"inner_lr": 0.2}, {"episode": 4}]
 
 
-def one_move(learners, characters, state, cache) -> float:
+def old_move(learners, characters, state) -> float:
     start = time.perf_counter()
     data = methods.comparison_data(learners, state["chosen"], state["episode"], state["inner_lr"],
-                                   state["inner_steps"], characters, cache=cache)
+                                   state["inner_steps"], characters)
     fig = draw_method_comparison(data)
     fig.savefig(io.BytesIO(), format="png", bbox_inches="tight")
     plt.close(fig)
+    return time.perf_counter() - start
+
+
+def new_move(explorer, state) -> float:
+    start = time.perf_counter()
+    explorer.set(**{key: tuple(value) if key == "chosen" else value for key, value in state.items()})
+    assert explorer.last_error is None, explorer.last_error
     return time.perf_counter() - start
 
 
@@ -56,28 +71,41 @@ def apply(move: dict, state: dict) -> None:
             state[key] = value
 
 
+def session(learners, characters, chosen, repeats: int) -> tuple:
+    state = {"chosen": list(chosen), "episode": 1, "inner_lr": 0.4, "inner_steps": 5}
+    explorer = methods_explorer(learners, characters, chosen=state["chosen"], inner_lr=0.4, inner_steps=5,
+                                episode=1)   # the explorer's first view, as the notebook shows it
+    new, old = [], []
+    for index in range(repeats):
+        apply(MOVES[index % len(MOVES)], state)
+        new.append(new_move(explorer, state))
+        old.append(old_move(learners, characters, state))
+    return new, old
+
+
+def report(name: str, times) -> float:
+    times = sorted(times)
+    print(f"  {name:<38} median {1000 * statistics.median(times):6.0f} ms   "
+          f"90th percentile {1000 * times[int(0.9 * (len(times) - 1))]:6.0f} ms")
+    return statistics.median(times)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=24)
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=1, help="as notebook 6 sets (limit_cpu_threads(1))")
     args = parser.parse_args()
     limit_cpu_threads(args.threads)
     apply_style()
-    print(f"load average: {os.getloadavg()[0]:.2f}, threads: {args.threads}")
+    print(f"load average: {os.getloadavg()[0]:.2f}, threads: {args.threads}, {args.repeats} moves per selection")
     learners = {run: methods.load_learner(train.shipped_checkpoint(checkpoint_name(run))) for run in RUNS}
     characters = load_omniglot("test")
-    state = {"chosen": list(learners), "episode": 1, "inner_lr": 0.4, "inner_steps": 5}
-    cache, cached, fresh = {}, [], []
-    one_move(learners, characters, state, cache)   # the explorer's first view
-    for index in range(args.repeats):
-        apply(MOVES[index % len(MOVES)], state)
-        cached.append(one_move(learners, characters, state, cache))
-        fresh.append(one_move(learners, characters, state, {}))
-    for name, times in (("explorer (per-method cache)", cached), ("no cache (all methods again)", fresh)):
-        times = sorted(times)
-        print(f"{name:<30} median {1000 * statistics.median(times):6.0f} ms   "
-              f"90th percentile {1000 * times[int(0.9 * (len(times) - 1))]:6.0f} ms")
-    print(f"ratio no-cache / explorer (median): {statistics.median(fresh) / statistics.median(cached):.2f}")
+    for label, chosen in (("first choice: " + ", ".join(FIRST_CHOICE), FIRST_CHOICE),
+                          ("all seven methods", list(learners))):
+        print(label)
+        new, old = session(learners, characters, chosen, args.repeats)
+        ratio = report("old (adapt all again, new figure)", old) / report("explorer (cache, live figure)", new)
+        print(f"  ratio old / explorer (median): {ratio:.2f}")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from torch import nn
 
 from . import anil, few_shot, meta_sgd, protonet, reptile
 from .maml import MAML, parameters_of
-from .validation import require_choice, require_int
+from .validation import require_choice, require_float, require_int
 
 METHODS = ("maml", "fomaml", "reptile", "anil", "meta_sgd", "protonet")
 INNER_STEPS = {"reptile": 5}
@@ -139,25 +139,42 @@ def comparison_data(learners: dict, chosen, episode: int, inner_lr: float, inner
     ``learners``: name -> ``(learner, zero_head)``; ``chosen``: the names to adapt. Every method sees the same
     ``episodes`` seeded episodes (seeds ``episode``, ``episode + 1``, ...); the curve is their mean. Meta-SGD uses
     its learned rates and ProtoNet has no inner steps (a flat line). ``cache`` (a dict kept between calls) holds
-    each method's curve per setting, so choosing one more method adapts only that one. Returns ``{"steps", "curves": name ->
-    (inner_steps + 1,) array, "n_way", "k_shot", "inner_lr", "episode", "episodes"}``.
+    each method's longest curve per setting (``curve_key``), so that choosing one more method adapts only that one,
+    fewer steps are a prefix of a longer curve, and a learning-rate move leaves Meta-SGD and ProtoNet alone.
+    Returns ``{"steps", "curves": name -> (inner_steps + 1,) array, "n_way", "k_shot", "inner_lr", "episode",
+    "episodes"}``.
     """
     import numpy as np
 
     from .data import EpisodeSampler
     chosen = [require_choice("method", name, list(learners)) for name in chosen]
     inner_steps = require_int("inner_steps", inner_steps, minimum=0)
-    batch = EpisodeSampler(characters, n_way, k_shot, k_query, meta_batch_size=episodes, seed=int(episode)).sample()
+    inner_lr = require_float("inner_lr", inner_lr, minimum=0.0)
+    batch = None   # sampled only when some method is not in the cache
     cache = {} if cache is None else cache
     curves = {}
     for name in chosen:
-        key = (name, int(episode), episodes, n_way, k_shot, k_query, float(inner_lr), inner_steps)
-        if key not in cache:
-            learner, zero_head = learners[name]
-            cache[key] = accuracy_curves(learner, batch, inner_lr, inner_steps, zero_head).mean(dim=0).numpy()
-        curves[name] = cache[key]
+        learner, zero_head = learners[name]
+        key = curve_key(name, learner, episode, episodes, n_way, k_shot, k_query, inner_lr)
+        cached = cache.get(key)
+        if cached is None or (len(cached) < inner_steps + 1 and not isinstance(learner, protonet.ProtoNet)):
+            if batch is None:
+                batch = EpisodeSampler(characters, n_way, k_shot, k_query, meta_batch_size=episodes,
+                                       seed=int(episode)).sample()
+            cached = cache[key] = accuracy_curves(learner, batch, inner_lr, inner_steps, zero_head).mean(dim=0).numpy()
+        if len(cached) < inner_steps + 1:   # ProtoNet: the same accuracy at every step
+            cached = np.full(inner_steps + 1, cached[-1])
+        curves[name] = cached[:inner_steps + 1]
     return {"steps": np.arange(inner_steps + 1), "curves": curves, "n_way": n_way, "k_shot": k_shot,
             "inner_lr": inner_lr, "episode": episode, "episodes": episodes}
+
+
+def curve_key(name: str, learner, episode: int, episodes: int, n_way: int, k_shot: int, k_query: int,
+              inner_lr: float) -> tuple:
+    """What a method's explorer curve depends on: Meta-SGD's rates are learned (no ``inner_lr``), ProtoNet has no
+    inner loop (neither ``inner_lr`` nor steps; its flat curve is stretched to any length)."""
+    uses_inner_lr = not isinstance(learner, (protonet.ProtoNet, meta_sgd.MetaSGD))
+    return (name, int(episode), int(episodes), n_way, k_shot, k_query, float(inner_lr) if uses_inner_lr else None)
 
 
 def load_learner(path) -> tuple:

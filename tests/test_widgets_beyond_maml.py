@@ -63,3 +63,34 @@ def test_explorer_redraws_for_the_chosen_methods(learners, characters):
     assert plt.get_fignums() == []
     with pytest.raises(ValueError, match="method"):
         methods.comparison_data(learners, ["nope"], 0, 0.4, 2, characters)
+
+
+def test_fewer_steps_and_a_new_inner_lr_reuse_what_does_not_change(learners, characters, monkeypatch):
+    cache, calls = {}, []
+    original = methods.accuracy_curves
+    monkeypatch.setattr(methods, "accuracy_curves", lambda learner, *a, **k: calls.append(type(learner).__name__)
+                        or original(learner, *a, **k))
+    long = methods.comparison_data(learners, list(learners), 0, 0.4, 4, characters, cache=cache)
+    calls.clear()
+    short = methods.comparison_data(learners, list(learners), 0, 0.4, 2, characters, cache=cache)
+    assert calls == []   # fewer steps: a prefix of the cached curves
+    for name in learners:
+        np.testing.assert_array_equal(short["curves"][name], long["curves"][name][:3])
+    fresh = methods.comparison_data(learners, ["maml"], 0, 0.4, 2, characters)
+    np.testing.assert_allclose(short["curves"]["maml"], fresh["curves"]["maml"], atol=1e-6)
+    calls.clear()
+    methods.comparison_data(learners, list(learners), 0, 0.1, 6, characters, cache=cache)
+    assert sorted(calls) == ["ANIL", "MAML", "MetaSGD"]   # Meta-SGD: more steps; ProtoNet: nothing to adapt
+    calls.clear()
+    methods.comparison_data(learners, list(learners), 0, 0.2, 6, characters, cache=cache)
+    assert sorted(calls) == ["ANIL", "MAML"]   # a new inner lr: Meta-SGD's rates are learned
+
+
+def test_the_live_figure_shows_the_chosen_methods_only(learners, characters):
+    from metalearn_lite.plots.methods import MethodComparisonFigure
+    figure = MethodComparisonFigure(list(learners))
+    data = methods.comparison_data(learners, ["maml", "protonet"], 0, 0.4, 3, characters)
+    assert figure.render(data).startswith(b"\x89PNG")
+    assert [name for name, line in figure.lines.items() if line.get_visible()] == ["maml", "protonet"]
+    assert [t.get_text() for t in figure.ax.get_legend().get_texts()] == ["maml", "protonet", "chance"]
+    assert figure.ax.get_xlim() == (-0.5, 5.5)   # 3 steps: the axis runs to the next of 1, 2, 5, 10, 20
