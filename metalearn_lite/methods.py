@@ -6,12 +6,13 @@ Methods: ``maml`` (second order), ``fomaml`` (first order), ``reptile``, ``anil`
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Sequence
 
 import torch
 from torch import nn
 
 from . import anil, few_shot, meta_sgd, protonet, reptile
+from .data.challenge import ChallengeResult, ChallengeRun, runs_as_task_batch
 from .maml import MAML, parameters_of
 from .validation import require_choice, require_float, require_int
 
@@ -103,6 +104,20 @@ def accuracy_curves(learner, batch, inner_lr: Optional[float] = None, inner_step
         curve = few_shot.adapt_tasks(model, params, batch, inner_lr, inner_steps, record_curve=record_curve)
         return curve.query_accuracies if record_curve else curve.query_accuracies[:, -1:]
     return curves.query_accuracies
+
+
+def challenge_result(learner, runs: Sequence[ChallengeRun], inner_lr: Optional[float] = None,
+                     inner_steps: Optional[int] = None, zero_head: bool = True) -> ChallengeResult:
+    """The 20-run one-shot challenge for any learner: each run is one 20-way 1-shot task (its 20 query images
+    are the query set), adapted the learner's own way as in ``episode_accuracies``; a run's error is the
+    fraction of its queries classified wrong. For MAML this is ``data.evaluate_challenge`` with
+    ``few_shot.challenge_classifier``, all runs at once."""
+    if not runs:
+        raise ValueError("runs must hold at least one challenge run (data.load_challenge_runs())")
+    device = next(learner.model.parameters()).device
+    accuracies = episode_accuracies(learner, runs_as_task_batch(runs).to(device), inner_lr, inner_steps, zero_head)
+    errors = tuple(round(1 - float(accuracy), 6) for accuracy in accuracies.cpu())   # float32 accuracies: 6 digits
+    return ChallengeResult(errors, sum(errors) / len(errors))
 
 
 def evaluate_episodes(learner, sampler, n_episodes: int = 600, inner_lr: Optional[float] = None,

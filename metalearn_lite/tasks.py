@@ -50,7 +50,9 @@ class TaskBatch(NamedTuple):
                          Split(self.query.X[pick], self.query.y[pick]), info)
 
     def to(self, device) -> "TaskBatch":
-        info = {k: v.to(device) for k, v in self.info.items()} if self.info else None
+        # info holds per-task tensors (moved) and names such as the challenge's run names (kept as they are)
+        info = ({k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in self.info.items()}
+                if self.info else None)
         return TaskBatch(self.support.to(device), self.query.to(device), info)
 
 

@@ -63,3 +63,39 @@ def test_query_loss_curves_adapt_each_method_its_own_way():
         assert torch.allclose(curves, expected, rtol=1e-5), method
     with pytest.raises(ValueError, match="classify"):
         methods.query_loss_curves(methods.make_learner("protonet", MLP()), batch, 1)
+
+
+@pytest.fixture(scope="module")
+def challenge_runs():
+    from metalearn_lite.data import load_challenge_runs
+    return load_challenge_runs(download=False)[:4]
+
+
+def test_the_challenge_for_maml_is_notebook_5s_per_run_classifier_all_runs_at_once(challenge_runs):
+    from metalearn_lite.data import evaluate_challenge
+    from metalearn_lite.few_shot import challenge_classifier
+    torch.manual_seed(0)
+    model = Conv4(n_way=5, hidden_channels=8)
+    learner = methods.make_learner("maml", model, 0.4, 1, "cross_entropy")
+    batched = methods.challenge_result(learner, challenge_runs, 0.4, 2)
+    params = {name: p.detach() for name, p in model.named_parameters()}
+    per_run = evaluate_challenge(challenge_classifier(model, params, 0.4, 2, "query", True), challenge_runs)
+    assert batched.errors_per_run == pytest.approx(per_run.errors_per_run, abs=1e-6)
+    assert batched.mean_error == pytest.approx(per_run.mean_error, abs=1e-6)
+    assert 0 < per_run.mean_error < 1   # not every query right or wrong: the comparison means something
+
+
+@pytest.mark.parametrize("method", ["meta_sgd", "protonet", "anil"])
+def test_the_challenge_is_scored_for_every_method_that_can_output_20_classes(method, challenge_runs):
+    torch.manual_seed(0)
+    learner = methods.make_learner(method, Conv4(n_way=5, hidden_channels=8), 0.4, 1, "cross_entropy")
+    result = methods.challenge_result(learner, challenge_runs)
+    assert len(result.errors_per_run) == len(challenge_runs)
+    assert all(20 * error == pytest.approx(round(20 * error), abs=1e-4) for error in result.errors_per_run)  # of 20
+    assert result.mean_error == pytest.approx(sum(result.errors_per_run) / len(challenge_runs))
+
+
+def test_the_challenge_needs_runs():
+    learner = methods.make_learner("maml", Conv4(n_way=5, hidden_channels=4), 0.4, 1, "cross_entropy")
+    with pytest.raises(ValueError, match="runs"):
+        methods.challenge_result(learner, [])

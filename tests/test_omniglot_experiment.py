@@ -154,7 +154,9 @@ def test_evaluate_scores_a_relative_with_its_own_adaptation(tmp_path, method):
     scored = [e for e in evaluation["episodes"] if "accuracy" in e]
     assert scored and all(0 <= e["accuracy"] <= 1 for e in scored)
     assert any(e["bn"] == "support" and "skipped" in e for e in evaluation["episodes"])
-    assert "challenge" not in evaluation
+    challenge = evaluation["challenge_trained"]   # scored the method's own way, as every relative now is
+    assert 0 <= challenge["error"] <= 1 and len(challenge["errors_per_run"]) == 20
+    assert ("challenge" in evaluation) == (method != "protonet")   # no inner loop: no many-way adaptation to set
 
 
 def test_a_learned_head_is_evaluated_only_where_it_fits(tmp_path):

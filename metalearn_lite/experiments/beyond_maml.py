@@ -4,8 +4,8 @@
 
 For each run below this trains a checkpoint with the package's own command (``experiments/omniglot.py``, one CPU
 thread each, ``--jobs`` at a time), records its training seconds and peak memory (the training process's maximum
-resident set), evaluates it on the held-out alphabets (600 seeded episodes per setting, the challenge for the
-fine-tuned zero-head methods) and writes the table to ``beyond_maml_omniglot.json`` in ``--out-dir``.
+resident set), evaluates it on the held-out alphabets (600 seeded episodes per setting, the challenge for every
+method that can output 20 classes) and writes the table to ``beyond_maml_omniglot.json`` in ``--out-dir``.
 
 The budget is equal meta-steps, with the same meta-batch of episodes: every method sees the same number of training
 episodes, and the number does not depend on how busy the machine is. The cost of each method shows in its own

@@ -24,8 +24,8 @@ Methods (``--method``, notebook 6): ``maml`` (default; ``--first-order`` or ``fo
 ``meta_sgd`` (learned per-parameter inner rates, stored in the metadata as ``inner_lrs``), ``protonet``
 (prototypical networks on the Conv4 body; no inner loop). Each trains with the zero head (default) or, with
 ``--no-zero-head``, an ordinary meta-learned ``--n-way`` head (MAML's original recipe); ``--evaluate`` scores each
-with its own adaptation (``methods.evaluate_episodes``); the 20-run challenge is scored for maml, fomaml and
-reptile.
+with its own adaptation (``methods.evaluate_episodes``), the 20-run challenge included (``methods.challenge_result``)
+wherever the model can output 20 classes.
 
 The budget: ``--minutes M`` stops after M minutes of training and records the steps done; the cosine schedule
 then follows the elapsed fraction of the budget (so a rerun on a different machine does a different number of
@@ -351,6 +351,7 @@ def evaluate(path: Path, n_episodes: int = 600, inner_steps: int = 1, quiet: boo
     """
     from ..data import evaluate_challenge, load_challenge_runs
     from ..few_shot import challenge_classifier, load_initialisation
+    from ..methods import challenge_result
 
     model, params, payload = load_initialisation(path)
     device = resolve_device(device)
@@ -385,11 +386,18 @@ def evaluate(path: Path, n_episodes: int = 600, inner_steps: int = 1, quiet: boo
         if not quiet:
             print(f"{n_way}-way {k_shot}-shot, batch norm over {bn}, {steps} step(s) at lr {inner_lr}: {estimate}",
                   flush=True)
-    runs = load_challenge_runs() if by_fine_tuning and (zero_head or model.head.out_features == 20) else []
+    head_fits = zero_head or method == "protonet" or model.head.out_features == 20
+    runs = load_challenge_runs() if head_fits else []
     keys = {"trained": "challenge_trained", "many-way": "challenge"}
     for key, adaptation in ((keys[a], a) for a in challenge_adaptations) if runs else ():
-        inner_lr, steps = adaptation_settings(settings, adaptation)
-        challenge = evaluate_challenge(challenge_classifier(model, params, inner_lr, steps, "query", zero_head), runs)
+        if _skipped(method, zero_head, model.head.out_features, 20, "query", adaptation):
+            continue
+        inner_lr, steps = adaptation_settings(settings, adaptation) if method != "protonet" else (0.0, 0)
+        if by_fine_tuning:
+            challenge = evaluate_challenge(challenge_classifier(model, params, inner_lr, steps, "query", zero_head),
+                                           runs)
+        else:   # the learner's own adaptation, all 20 runs as one batch of tasks
+            challenge = challenge_result(learner, runs, inner_lr, steps, zero_head)
         results[key] = {"error": round(challenge.mean_error, 5), "errors_per_run": challenge.errors_per_run,
                         "bn": "query", "adaptation": adaptation, "inner_lr": inner_lr, "inner_steps": steps}
         if not quiet:
