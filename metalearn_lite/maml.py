@@ -254,11 +254,7 @@ class MAML:
 
     def meta_step(self, batch: TaskBatch, optimizer: torch.optim.Optimizer) -> MetaGradient:
         """One outer update: compute the meta-gradient, store it in ``.grad``, and step ``optimizer``."""
-        result = self.meta_gradient(batch)
-        for name, p in self.model.named_parameters():
-            p.grad = result.grads[name]
-        optimizer.step()
-        return result
+        return step_along(self.model, self.meta_gradient(batch), optimizer)
 
     def adapt(self, batch: TaskBatch, inner_steps: Optional[int] = None,
               inner_lr: Optional[float] = None) -> Adaptation:
@@ -266,6 +262,14 @@ class MAML:
         return adapt(self.model, parameters_of(self.model), batch,
                      self.inner_lr if inner_lr is None else inner_lr,
                      self.inner_steps if inner_steps is None else inner_steps, self.loss)
+
+
+def step_along(model: nn.Module, result: MetaGradient, optimizer: torch.optim.Optimizer) -> MetaGradient:
+    """Store ``result.grads`` in the model's ``.grad`` and step ``optimizer`` (every learner's outer update)."""
+    for name, p in model.named_parameters():
+        p.grad = result.grads[name]
+    optimizer.step()
+    return result
 
 
 def batch_tensors(batch: TaskBatch) -> tuple:

@@ -107,11 +107,7 @@ class Reptile:
 
     def meta_step(self, batch: TaskBatch, optimizer: torch.optim.Optimizer) -> MetaGradient:
         """One outer update: store ``theta - mean phi`` in ``.grad`` and step ``optimizer``."""
-        result = self.meta_gradient(batch)
-        for name, p in self.model.named_parameters():
-            p.grad = result.grads[name]
-        optimizer.step()
-        return result
+        return maml.step_along(self.model, self.meta_gradient(batch), optimizer)
 
     def adapt(self, batch: TaskBatch, inner_steps: Optional[int] = None,
               inner_lr: Optional[float] = None) -> Adaptation:
