@@ -1,6 +1,9 @@
+import io
+
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import pytest
+from PIL import Image as PILImage
 
 from metalearn_lite.widgets.core import Explorer, LiveFigure, clean_value, int_slider, log_slider, png_bytes
 
@@ -112,10 +115,11 @@ def _displayed_bundle(monkeypatch, obj) -> dict:
     from metalearn_lite.widgets import core
 
     shown = []
-    monkeypatch.setattr(core, "display", lambda bundle, raw=False: shown.append((bundle, raw)))
+    monkeypatch.setattr(core, "display", lambda bundle, raw=False, metadata=None: shown.append((bundle, raw, metadata)))
     obj._ipython_display_()
-    (bundle, raw), = shown
+    (bundle, raw, metadata), = shown
     assert raw
+    bundle = dict(bundle, _metadata=metadata or {})
     return bundle
 
 
@@ -136,8 +140,11 @@ def test_a_saved_notebook_keeps_a_picture_of_the_initial_view(monkeypatch, live)
     # ... and a picture of the same view for GitHub and nbviewer, instead of "VBox(children=...)".
     png = base64.b64decode(bundle["image/png"])
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
-    if live:
+    if live:   # shown at the live view's CSS width, the same in the saved picture
         assert png == explorer.image.value
+        width = int(explorer.image.layout.width.removesuffix("px"))
+        assert width == round(3 * LineFigure.css_dpi) and bundle["_metadata"]["image/png"]["width"] == width
+        assert PILImage.open(io.BytesIO(png)).size[0] == round(width * LineFigure.pixel_ratio)
     assert "VBox" not in bundle["text/plain"] and "run the notebook" in bundle["text/plain"]
     assert plt.get_fignums() == []
 

@@ -42,11 +42,17 @@ class LiveFigure(ABC):
     """
 
     figsize = (8.0, 3.5)
-    dpi = 72
+    css_dpi = 96
+    """Shown at ``figsize`` x 96 CSS pixels (the browser's inch): about the width of a notebook's output area."""
+    pixel_ratio = 1.0
+    """Pixels per CSS pixel: 1 renders at the displayed size (sharp text on ordinary screens and projectors; 2
+    would be sharp on HiDPI screens too). Measured with ``benchmarks/explorer_latency.py`` (notebook 4's explorer,
+    22 moves, one thread, 2-core CPU), median move: 154 ms at 72 dpi (shown stretched, blurred), 169 ms at 1x
+    (96 dpi), 188 ms at 1.5x: each step up costs the redraws that new axis limits need."""
     max_backgrounds = 8
 
     def __init__(self, figsize=None, dpi: Optional[float] = None):
-        self.fig = Figure(figsize=figsize or self.figsize, dpi=dpi or self.dpi)
+        self.fig = Figure(figsize=figsize or self.figsize, dpi=dpi or self.css_dpi * self.pixel_ratio)
         self.canvas = FigureCanvasAgg(self.fig)
         self._dynamic: list = []
         self._backgrounds: "OrderedDict[Hashable, object]" = OrderedDict()
@@ -80,6 +86,11 @@ class LiveFigure(ABC):
             key.extend(text.get_text() for text in legend.get_texts())
         key.extend(text.get_text() for text in self.fig.texts if not text.get_animated())
         return tuple(key)
+
+    @property
+    def display_width(self) -> str:
+        """The CSS width to show the PNG at (``figsize`` x ``css_dpi``), whatever it was rendered at."""
+        return f"{round(self.fig.get_figwidth() * self.css_dpi)}px"
 
     # -- rendering -----------------------------------------------------------------------------------------------
     def draw(self) -> None:

@@ -57,7 +57,6 @@ class MethodComparisonFigure(LiveFigure):
     """
 
     figsize = (8.5, 3.6)
-    dpi = 72
 
     def __init__(self, names: Sequence[str], figsize=None, dpi=None):
         self.names = list(names)

@@ -182,7 +182,6 @@ class ExplorerFigure(LiveFigure):
     """
 
     figsize = (10, 3.8)
-    dpi = 72
 
     def __init__(self, names: Sequence[str] = ("maml", "pretrained", "random"), max_inner_steps: int = 20,
                  x_range: tuple = (-5.0, 5.0), figsize=None, dpi=None):

@@ -119,7 +119,9 @@ class Explorer:
         self.fixed = dict(fixed or {})
         self.out = widgets.Output()
         self.live = isinstance(draw, LiveFigure)
-        self.image: Optional[widgets.Image] = widgets.Image(format="png") if self.live else None
+        # an explicit width: a VBox would otherwise stretch the image to the output area and blur its text
+        self.image: Optional[widgets.Image] = (widgets.Image(format="png", layout=widgets.Layout(
+            width=draw.display_width, max_width="100%", height="auto")) if self.live else None)
         self._out_has_message = False
         self.last_data = None
         self.last_error: Optional[BaseException] = None
@@ -219,9 +221,12 @@ def display_with_snapshot(widget: widgets.Widget, explorer: "Explorer") -> None:
               "application/vnd.jupyter.widget-view+json": {"version_major": 2, "version_minor": 0,
                                                            "model_id": widget.model_id}}
     png = explorer.snapshot()
+    metadata = {}
     if png:
         bundle["image/png"] = base64.b64encode(png).decode("ascii")
-    display(bundle, raw=True)
+        if explorer.live:   # shown at the live view's size, not at its pixel count
+            metadata["image/png"] = {"width": int(explorer.draw.display_width.removesuffix("px"))}
+    display(bundle, raw=True, metadata=metadata)
 
 
 def format_error(error: BaseException) -> str:
