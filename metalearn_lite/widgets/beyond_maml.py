@@ -4,8 +4,9 @@ Controls: which methods (a multiple choice), the first episode, the inner learni
 steps. The computation is ``methods.comparison_data`` (tested without ipywidgets, with a cache kept for the
 explorer's life), the figure ``plots.methods.MethodComparisonFigure`` (one persistent figure, updated in place);
 this module only wires the controls to them. At first it shows four methods, one per question of notebook 6
-(MAML; ANIL: does the body's inner loop matter?; Meta-SGD: can the step size be learned?; ProtoNet: no inner loop),
-which keeps a move within the latency budget on a 2-core CPU (``benchmarks/methods_explorer_latency.py``).
+(MAML; ANIL: does the body's inner loop matter?; Meta-SGD: can the step size be learned?; ProtoNet: no inner loop):
+fewer methods, less adaptation per move. Moves the cache serves redraw in tens of milliseconds; a move that needs
+new adaptation costs about 0.8 s for these four on a 2-core CPU (``benchmarks/methods_explorer_latency.py``).
 """
 
 from __future__ import annotations
