@@ -88,9 +88,9 @@ class LiveFigure(ABC):
         return tuple(key)
 
     @property
-    def display_width(self) -> str:
-        """The CSS width to show the PNG at (``figsize`` x ``css_dpi``), whatever it was rendered at."""
-        return f"{round(self.fig.get_figwidth() * self.css_dpi)}px"
+    def display_width(self) -> int:
+        """The width in CSS pixels to show the PNG at (``figsize`` x ``css_dpi``), whatever it was rendered at."""
+        return round(self.fig.get_figwidth() * self.css_dpi)
 
     # -- rendering -----------------------------------------------------------------------------------------------
     def draw(self) -> None:

@@ -45,7 +45,8 @@ def draw_method_comparison(data: dict):
 
 def comparison_title(data: dict) -> str:
     episodes = f"–{data['episode'] + data['episodes'] - 1}" if data["episodes"] > 1 else ""
-    return f"{data['n_way']}-way {data['k_shot']}-shot, episode {data['episode']}{episodes}, inner lr {data['inner_lr']:.3g}"
+    return (f"{data['n_way']}-way {data['k_shot']}-shot, episode {data['episode']}{episodes}, "
+            f"inner lr {data['inner_lr']:.3g}")
 
 
 class MethodComparisonFigure(LiveFigure):

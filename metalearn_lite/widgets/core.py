@@ -121,7 +121,7 @@ class Explorer:
         self.live = isinstance(draw, LiveFigure)
         # an explicit width: a VBox would otherwise stretch the image to the output area and blur its text
         self.image: Optional[widgets.Image] = (widgets.Image(format="png", layout=widgets.Layout(
-            width=draw.display_width, max_width="100%", height="auto")) if self.live else None)
+            width=f"{draw.display_width}px", max_width="100%", height="auto")) if self.live else None)
         self._out_has_message = False
         self.last_data = None
         self.last_error: Optional[BaseException] = None
@@ -225,7 +225,7 @@ def display_with_snapshot(widget: widgets.Widget, explorer: "Explorer") -> None:
     if png:
         bundle["image/png"] = base64.b64encode(png).decode("ascii")
         if explorer.live:   # shown at the live view's size, not at its pixel count
-            metadata["image/png"] = {"width": int(explorer.draw.display_width.removesuffix("px"))}
+            metadata["image/png"] = {"width": explorer.draw.display_width}
     display(bundle, raw=True, metadata=metadata)
 
 
