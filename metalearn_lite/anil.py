@@ -19,17 +19,19 @@ MAML step *is* an ANIL step.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from functools import partial
 from typing import Optional, Sequence, Tuple
 
+import torch
 from torch import nn
-from torch.func import vmap
+from torch.func import functional_call, vmap
 
 from . import batching, maml
 from .batch_checks import check_batch, check_graph_memory, check_inner_loop, check_task_batch, warn_if_not_finite
 from .losses import check_loss_name, task_accuracies, task_losses
 from .maml import Adaptation, MetaGradient, Params, batch_tensors, model_forward, parameters_of
-from .models import structure
+from .models import Conv4, structure
 from .tasks import Split, TaskBatch
 from .validation import require_finite, require_params
 
@@ -68,6 +70,35 @@ def split_head(params: Params, head: Sequence[str]) -> tuple:
 def head_forward(forward: maml.Forward, body: Params) -> maml.Forward:
     """``forward`` as a function of the head's parameters alone, with ``body`` fixed in it."""
     return lambda head_params, X: forward({**body, **head_params}, X)
+
+
+def body_forward(model: nn.Module, head: Sequence[str]) -> Optional[maml.Forward]:
+    """``(body params, X) -> features``, the input of the head, where the network splits there: a ``Conv4``
+    (its ``features``, flattened) or an ``nn.Sequential`` ending in its head (``MLP``), with the default ``head``.
+    None otherwise (the body is then run inside the head's forward at every step)."""
+    if tuple(head) != head_names(model):
+        return None
+    if isinstance(model, Conv4):
+        body_module, flatten = model.features, True
+    elif isinstance(model, nn.Sequential):
+        # A plain Sequential of all but the last layer, with the same names (MLP's own constructor takes sizes).
+        body_module, flatten = nn.Sequential(OrderedDict(list(model.named_children())[:-1])), False
+    else:
+        return None
+    prefix = "features." if flatten else ""
+
+    def features(body: Params, X):
+        out = functional_call(body_module, {k[len(prefix):]: v for k, v in body.items()}, (X,))
+        return out.flatten(start_dim=1) if flatten else out
+    return features
+
+
+def linear_head(head: Sequence[str]) -> maml.Forward:
+    """The head as a function of its own parameters on body features (weight and bias of an ``nn.Linear``)."""
+    weight, bias = (name for name in head if name.endswith("weight")), (name for name in head if name.endswith("bias"))
+    weight, bias = next(weight), next(bias, None)
+    return lambda head_params, Z: torch.nn.functional.linear(Z, head_params[weight],
+                                                             None if bias is None else head_params[bias])
 
 
 def query_loss_after_head_adaptation(model: nn.Module, params: Params, support: Split, query: Split,
@@ -114,7 +145,9 @@ def adapt(model: nn.Module, params: Params, batch: TaskBatch, inner_lr: float, i
           loss: str = "mse", head: Optional[Sequence[str]] = None) -> Adaptation:
     """Adapt the head to every task of ``batch`` and record the curves (``maml.adapt`` with a frozen body).
 
-    ``Adaptation.params`` holds the whole network per task (the body repeated, the adapted head).
+    ``Adaptation.params`` holds the whole network per task (the body repeated, the adapted head). The body is
+    frozen, so where the network splits at the head (``body_forward``) its features are computed once per task and
+    the inner loop runs on the head alone (the same numbers as running the whole network at every step).
     """
     loss = check_loss_name(loss)
     inner_lr, inner_steps = check_inner_loop(inner_lr, inner_steps)
@@ -123,11 +156,16 @@ def adapt(model: nn.Module, params: Params, batch: TaskBatch, inner_lr: float, i
     require_finite("params", params)
     batch = check_batch(batch, model, params, loss)
     body, head_params = split_head(params, head)
-    forward = head_forward(model_forward(model), body)
+    features = body_forward(model, head)
+    if features is None:
+        forward, features = head_forward(model_forward(model), body), (lambda _, X: X)
+    else:
+        forward = linear_head(head)
 
     def one_task(sX, sy, qX, qy):
-        return tuple(maml.adaptation_curves(model, head_params, Split(sX, sy), Split(qX, qy), inner_lr,
-                                            inner_steps, loss, forward)[:4])
+        support, query = Split(features(body, sX), sy), Split(features(body, qX), qy)
+        return tuple(maml.adaptation_curves(model, head_params, support, query, inner_lr, inner_steps, loss,
+                                            forward)[:4])
 
     adapted, *curves = vmap(one_task)(*batch_tensors(batch))
     whole = {k: (adapted[k] if k in adapted else v.expand(batch.n_tasks, *v.shape)) for k, v in params.items()}

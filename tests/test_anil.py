@@ -129,3 +129,32 @@ def test_a_model_without_a_linear_head_needs_the_head_named():
     with pytest.raises(ValueError, match="head"):
         anil.head_names(model)
     assert anil.check_head(model, ["0.bias"]) == ("0.bias",)
+
+
+@pytest.mark.parametrize("problem", ["sinusoid_problem", "conv_problem"])
+def test_adaptation_on_features_computed_once_equals_the_whole_network_at_every_step(request, problem):
+    """``anil.adapt`` runs the frozen body once per task and adapts the head on its features (the explorer's
+    speed); the curves and adapted heads are those of the whole network run at every step."""
+    model, batch = request.getfixturevalue(problem)
+    params = parameters_of(model)
+    head = anil.head_names(model)
+    assert anil.body_forward(model, head) is not None
+    loss = "mse" if problem == "sinusoid_problem" else "cross_entropy"
+    fast = anil.adapt(model, params, batch, 0.3, 3, loss)
+    body, head_params = anil.split_head(params, head)
+    forward = anil.head_forward(maml.model_forward(model), body)
+    for t in range(batch.n_tasks):
+        support = maml.Split(batch.support.X[t], batch.support.y[t])
+        query = maml.Split(batch.query.X[t], batch.query.y[t])
+        slow = maml.adaptation_curves(model, head_params, support, query, 0.3, 3, loss, forward)
+        torch.testing.assert_close(fast.query_losses[t], slow.query_losses, rtol=1e-6, atol=1e-7)
+        torch.testing.assert_close(fast.support_losses[t], slow.support_losses, rtol=1e-6, atol=1e-7)
+        for name in head:
+            torch.testing.assert_close(fast.params[name][t], slow.params[name], rtol=1e-6, atol=1e-7)
+
+
+def test_a_head_other_than_the_last_layer_runs_the_whole_network(sinusoid_problem):
+    model, batch = sinusoid_problem
+    assert anil.body_forward(model, ("2.weight", "2.bias")) is None
+    adapted = anil.adapt(model, parameters_of(model), batch, 0.05, 2, head=("2.weight", "2.bias"))
+    assert not torch.equal(adapted.params["2.weight"][0], parameters_of(model)["2.weight"])
