@@ -47,3 +47,19 @@ def test_explorer_follows_the_sliders(small_setup):
     assert explorer.last_data.diverged["random"] and explorer.last_error is None
     explorer.set(inner_steps=0)
     assert explorer.last_data.curves["random"].query_losses.shape == (1, 1)
+
+
+def test_the_explorer_draws_notebook_4s_live_figure_in_place(small_setup):
+    model, starts = small_setup
+    explorer = fine_tuning_explorer(model, starts, task_seed=0, k_shot=5, inner_lr=0.01, inner_steps=5)
+    figure = explorer.draw
+    assert explorer.live and explorer.image.value[:4] == b"\x89PNG"
+    assert figure.left.title.get_text() == "Fitted functions after 5 steps, K=5"
+    explorer.set(k_shot=3, inner_lr=0.02)
+    assert figure.left.title.get_text().endswith("K=3")
+    assert figure.right.title.get_text() == "Adaptation, inner lr = 0.02"
+    np.testing.assert_allclose(figure.curves["random"].get_ydata(),
+                               explorer.last_data.curves["random"].query_losses.mean(axis=0))
+    explorer.set(task_seed=7, k_shot=MAX_K_SHOT, inner_lr=1.0, inner_steps=MAX_INNER_STEPS)   # random diverges
+    assert figure.diverged_left.get_visible() and "random" in figure.diverged_left.get_text()
+    assert not figure.fits["random"].get_visible() and explorer.last_error is None

@@ -32,3 +32,26 @@ def test_explorer_follows_the_sliders():
     explorer.controls["inner_steps"].value = 0
     view = explorer.last_data
     np.testing.assert_allclose(view.starts["MAML w*"], view.starts["pretrained"])
+
+
+def test_the_explorer_updates_one_figure_and_keeps_its_colour_scale_over_small_moves():
+    from metalearn_lite.plots.landscape import level_window, log_meta_loss
+    explorer = objective_explorer(inner_lr=0.3, inner_steps=3)
+    figure = explorer.draw
+    assert explorer.live and explorer.image.value[:4] == b"\x89PNG"
+    view = explorer.last_data
+    shown = figure.image.get_array()
+    np.testing.assert_allclose(np.asarray(shown), log_meta_loss(view))   # the landscape itself, not a copy of it
+    low, high = figure.window
+    finite = log_meta_loss(view)
+    assert low <= finite.min() and np.percentile(finite, 97) <= high
+    star = figure.markers["MAML w*"].get_xydata()[0]
+    np.testing.assert_allclose(star, view.starts["MAML w*"])
+    assert figure.step_line.get_xdata()[0] == 3
+    assert figure.left.title.get_text().startswith("Meta-loss, $\\alpha$ = 0.3, 3 inner step(s)")
+    # a scale that still holds the landscape and is at least half filled by it is kept
+    assert level_window(finite, (low - 0.25, high)) == (low - 0.25, high)
+    assert level_window(finite, (low - 10, high + 10)) == (low, high)
+    explorer.set(inner_lr=1.0)
+    assert figure.left_badge.get_visible() and "(diverged)" in figure.legend.get_texts()[2].get_text()
+    assert explorer.last_error is None

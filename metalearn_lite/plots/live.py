@@ -74,10 +74,16 @@ class LiveFigure(ABC):
             artist.set_animated(True)
             self._dynamic.append(artist)
 
+    def forget(self, *artists) -> None:
+        """Stop redrawing ``artists`` (ones an update removed from the figure, e.g. with ``ax.cla()``)."""
+        self._dynamic = [artist for artist in self._dynamic if all(artist is not gone for gone in artists)]
+
     def background_key(self) -> Hashable:
         """What the cached background depends on: each axes' limits and scales, and the static texts."""
         key = []
         for ax in self.fig.axes:
+            if ax.get_animated():   # a dynamic axes (e.g. a colour bar) is redrawn every time, not cached
+                continue
             key.append((tuple(np.round(ax.get_xlim(), 12)), tuple(np.round(ax.get_ylim(), 12)), ax.get_xscale(),
                         ax.get_yscale(), ax.get_visible()))
             key.extend(text.get_text() for text in (ax.title, ax._left_title, ax._right_title, ax.xaxis.label,

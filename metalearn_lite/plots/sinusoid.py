@@ -22,7 +22,7 @@ from matplotlib.ticker import LogLocator, MaxNLocator
 
 from .adaptation import color_for
 from .live import LiveFigure
-from .style import PALETTE, mark_diverged, plain_log_yaxis, step_axis_end
+from .style import PALETTE, decade_limits, mark_diverged, plain_log_yaxis, step_axis_end
 
 STEP_STYLES = {0: ":", 1: "--"}  # pre-update dotted, one step dashed, more steps solid
 
@@ -154,22 +154,6 @@ MAX_DECADES = (-3, 4)
 ``divergence``), so larger values carry no lesson and would only crowd the axis with labels."""
 
 
-def decade_limits(values: Sequence[np.ndarray], at_least: tuple = (0.1, 10.0),
-                  at_most: tuple = MAX_DECADES) -> tuple:
-    """(10**a, 10**b): whole decades around every finite positive value, never narrower than ``at_least`` and
-    never wider than ``at_most`` (decade exponents).
-
-    A log axis that moves in whole decades and rarely at all (most settings share ``at_least``), so that the live
-    figure's cached background (ticks, labels) is reused from one slider move to the next.
-    """
-    finite = [v[np.isfinite(v) & (v > 0)] for v in map(np.asarray, values)]
-    finite = np.concatenate([v for v in finite if v.size]) if any(v.size for v in finite) else np.array([1.0])
-    low = min(math.floor(math.log10(finite.min())), math.floor(math.log10(at_least[0])))
-    high = max(math.ceil(math.log10(finite.max())), math.ceil(math.log10(at_least[1])))
-    low, high = max(low, at_most[0]), min(high, at_most[1])
-    return 10.0 ** low, 10.0 ** max(high, low + 1)
-
-
 class ExplorerFigure(LiveFigure):
     """``explorer_figure`` as one persistent figure for the live explorer: built once, updated in place.
 
@@ -213,7 +197,9 @@ class ExplorerFigure(LiveFigure):
                      self.diverged_left, self.diverged_right)
 
     def update(self, view) -> None:
-        steps = view.inner_steps
+        # from the curves, so that notebook 2's FineTuningView and notebook 4's ExplorerView both draw here
+        first = next(iter(view.curves.values()))
+        steps, inner_lr, k_shot = first.inner_steps, first.inner_lr, len(view.support_X)
         self.truth.set_data(view.x, view.truth)
         self.support.set_data(view.support_X, view.support_y)
         losses = {}
@@ -225,9 +211,9 @@ class ExplorerFigure(LiveFigure):
             losses[name] = curve.query_losses.mean(axis=0)
             self.curves[name].set_data(np.arange(len(losses[name])), losses[name])
             text.set_text(name + (" (diverged)" if curve.diverged else ""))
-        self.left.title.set_text(f"Fitted functions after {steps} step{'s' if steps != 1 else ''}, K={view.k_shot}")
-        self.right.title.set_text(f"Adaptation, inner lr = {view.inner_lr:.3g}")
-        low, high = decade_limits(list(losses.values()))
+        self.left.title.set_text(f"Fitted functions after {steps} step{'s' if steps != 1 else ''}, K={k_shot}")
+        self.right.title.set_text(f"Adaptation, inner lr = {inner_lr:.3g}")
+        low, high = decade_limits(list(losses.values()), at_most=MAX_DECADES)
         self.right.set_ylim(low, high)
         self.right.set_xlim(-0.5, step_axis_end(steps) + 0.5)
         # 1, 2, 5 per decade reads well over the usual two decades; over more, one label per decade

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import math
+from typing import Sequence
+
 import matplotlib.pyplot as plt
+import numpy as np
 from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
 
 # Okabe & Ito (2008): distinguishable under the common forms of colour blindness.
@@ -65,3 +69,19 @@ def plain_log_yaxis(ax) -> None:
     ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0), numticks=8))
     ax.yaxis.set_minor_locator(NullLocator())
     ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:.3g}"))
+
+
+def decade_limits(values: Sequence[np.ndarray], at_least: tuple = (0.1, 10.0),
+                  at_most: tuple = (-300, 300)) -> tuple:
+    """(10**a, 10**b): whole decades around every finite positive value, never narrower than ``at_least`` and
+    never wider than ``at_most`` (decade exponents).
+
+    A log axis that moves in whole decades and rarely at all (most settings share ``at_least``), so that the live
+    figure's cached background (ticks, labels) is reused from one slider move to the next.
+    """
+    finite = [v[np.isfinite(v) & (v > 0)] for v in map(np.asarray, values)]
+    finite = np.concatenate([v for v in finite if v.size]) if any(v.size for v in finite) else np.array([1.0])
+    low = min(math.floor(math.log10(finite.min())), math.floor(math.log10(at_least[0])))
+    high = max(math.ceil(math.log10(finite.max())), math.ceil(math.log10(at_least[1])))
+    low, high = max(low, at_most[0]), min(high, at_most[1])
+    return 10.0 ** low, 10.0 ** max(high, low + 1)

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from ..baselines import fine_tuning_data
-from ..plots.adaptation import fine_tuning_figure
+from ..plots.sinusoid import ExplorerFigure
 from .core import Explorer, int_slider, log_slider
 
 INNER_LR_EXPONENTS = (-4.0, 0.0)
@@ -23,7 +23,8 @@ def fine_tuning_explorer(model: nn.Module, starts: Dict[str, Dict[str, torch.Ten
     """Sliders for the task (seed), the number of support points, the inner learning rate (log) and the inner steps.
 
     ``starts`` maps a name to a parameter dict of ``model`` (e.g. ``{"random": ..., "pretrained": ...}``).
-    ``explorer.last_data`` is the ``baselines.FineTuningView`` of the current setting.
+    The figure is notebook 4's ``plots.sinusoid.ExplorerFigure`` (one persistent figure updated in place, the
+    ``LiveFigure`` fast path). ``explorer.last_data`` is the ``baselines.FineTuningView`` of the current setting.
     """
     controls = {
         "task_seed": int_slider("task", task_seed, 0, MAX_TASK_SEED),
@@ -34,4 +35,5 @@ def fine_tuning_explorer(model: nn.Module, starts: Dict[str, Dict[str, torch.Ten
     fixed = {"starts": starts, "model": model}
     if tasks is not None:
         fixed["tasks"] = tasks
-    return Explorer(fine_tuning_data, fine_tuning_figure, controls, fixed=fixed, title="Fine-tuning explorer")
+    figure = ExplorerFigure(names=list(starts), max_inner_steps=MAX_INNER_STEPS)
+    return Explorer(fine_tuning_data, figure, controls, fixed=fixed, title="Fine-tuning explorer")
