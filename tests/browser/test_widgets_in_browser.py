@@ -1,9 +1,16 @@
-"""End to end in a real browser: JupyterLab runs the sinusoid notebook, a slider moves, the plot changes.
+"""End to end in a real browser: JupyterLab runs each sinusoid-scale notebook, a slider moves, the plot changes.
 
-What a student does, done by Debian's Chromium driven by Playwright: open ``04_maml_sinusoid.ipynb`` in JupyterLab,
-run all cells, move the "inner lr" slider of the adaptation explorer with the keyboard, and see a new plot. The
+What a student does, done by Debian's Chromium driven by Playwright: open a notebook in JupyterLab, run all cells,
+move the explorer's learning-rate slider with the keyboard, and see a new plot. For notebooks 1-4 (the explorers
+whose budget is 150 ms a move): the gradient-descent, fine-tuning, MAML-objective and adaptation explorers. The
 server runs on a free localhost port with a fresh token, on a temporary copy of ``notebooks/`` (the repository is
 never written), and is always shut down. Screenshots go to ``test-output/browser/``.
+
+Latency, key press to new picture: after the run, ``LATENCY_PRESSES`` single key presses, each timed in the page
+from the ``keydown`` to the first animation frame after the explorer's image changed (a ``MutationObserver`` on the
+output area), median and maximum written to ``test-output/browser/latency.json`` and printed. Reported, not
+asserted: a timing depends on the machine and on what else runs (the project's rule: no assertion on wall-clock
+time in a test).
 
 Needs ``/usr/bin/chromium`` (``apt-get install chromium``) and ``pip install playwright`` (never ``playwright
 install``: no browser download). ``.ci/run`` installs both; without them the test is skipped, except when the ``CI``
@@ -12,11 +19,13 @@ environment variable is set, where it fails.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -26,8 +35,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-NOTEBOOK = "04_maml_sinusoid.ipynb"
-SLIDER_LABEL = "inner lr"
+EXPLORERS = {  # notebook -> the label of its explorer's learning-rate slider
+    "01_gradient_descent.ipynb": "learning rate",
+    "02_many_tasks.ipynb": "inner lr",
+    "03_maml_objective.ipynb": "inner lr α",
+    "04_maml_sinusoid.ipynb": "inner lr",
+}
+LATENCY_PRESSES = 6
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
@@ -130,7 +144,8 @@ def stop(process: subprocess.Popen) -> None:
 @pytest.fixture
 def lab(tmp_path):
     """A JupyterLab server on a temporary copy of the notebooks; always shut down, its log copied to OUTPUT_DIR."""
-    assert (ROOT / "notebooks" / NOTEBOOK).exists(), f"notebooks/{NOTEBOOK} is missing"
+    missing = [name for name in EXPLORERS if not (ROOT / "notebooks" / name).exists()]
+    assert not missing, f"notebooks missing: {missing}"
     notebooks = tmp_path / "notebooks"
     shutil.copytree(ROOT / "notebooks", notebooks, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
     deadline = Deadline(TOTAL_TIMEOUT_S)
@@ -140,7 +155,7 @@ def lab(tmp_path):
     finally:
         stop(process)
         OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
-        shutil.copy(log, OUTPUT_DIR / "jupyter-lab.log")
+        shutil.copy(log, OUTPUT_DIR / f"jupyter-lab-{tmp_path.name}.log")
 
 
 @pytest.fixture
@@ -198,7 +213,8 @@ def plot_sources(cell) -> list:
     return cell.locator(".jp-OutputArea img").evaluate_all("images => images.map(image => image.src)")
 
 
-def move_slider_and_check_plot(page, notebook_url: str, slider_label: str, deadline: Deadline, out_dir: Path) -> dict:
+def move_slider_and_check_plot(page, notebook_url: str, slider_label: str, deadline: Deadline, out_dir: Path,
+                               prefix: str = "") -> dict:
     """The browser part of the test; returns what it measured (for the report)."""
     timings = {}
     started = time.monotonic()
@@ -227,8 +243,8 @@ def move_slider_and_check_plot(page, notebook_url: str, slider_label: str, deadl
         time.sleep(0.1)
     before_src, before_value = plot_sources(cell), readout.inner_text()
     assert before_value.strip(), "the slider shows no value"
-    cell.screenshot(path=str(out_dir / "explorer-before.png"))
-    page.screenshot(path=str(out_dir / "notebook-after-run-all.png"))
+    cell.screenshot(path=str(out_dir / f"{prefix}explorer-before.png"))
+    page.screenshot(path=str(out_dir / f"{prefix}notebook-after-run-all.png"))
 
     started = time.monotonic()
     handle = slider.locator(".noUi-handle")
@@ -251,20 +267,73 @@ def move_slider_and_check_plot(page, notebook_url: str, slider_label: str, deadl
         settled = after_src
         time.sleep(1.0)
         after_src = plot_sources(cell)
-    cell.screenshot(path=str(out_dir / "explorer-after.png"))
+    cell.screenshot(path=str(out_dir / f"{prefix}explorer-after.png"))
+    # back and forth, so that no press lands on the end of the slider (where the value, and the picture, stay)
+    timings["key_to_image_ms"] = [key_press_to_image_ms(page, cell, handle, "ArrowLeft" if i % 2 == 0 else "ArrowRight",
+                                                        deadline) for i in range(LATENCY_PRESSES)]
     return {**timings, "cells": state["cells"], "value_before": before_value, "value_after": after_value}
 
 
-def test_slider_moves_the_plot_in_a_real_browser(browser, lab):
+
+# In the page: time from the key press on the slider to the first frame after the explorer's picture changed
+# (a new src, or a new img element: the inline-backend path replaces the element, the live path its src).
+WATCH_NEXT_REDRAW = """(cell) => {
+  const area = cell.querySelector('.jp-OutputArea');
+  window.__redraw = {pressed: null, drawn: null};
+  const sources = () => Array.from(area.querySelectorAll('img')).map(image => image.src).join(' ');
+  const before = sources();
+  const observer = new MutationObserver(() => {
+    if (window.__redraw.pressed === null || window.__redraw.drawn !== null || sources() === before) return;
+    observer.disconnect();
+    requestAnimationFrame(() => { window.__redraw.drawn = performance.now(); });
+  });
+  observer.observe(area, {subtree: true, childList: true, attributes: true, attributeFilter: ['src']});
+  cell.addEventListener('keydown', () => {
+    if (window.__redraw.pressed === null) window.__redraw.pressed = performance.now();
+  }, {capture: true, once: true});
+}"""
+
+
+def key_press_to_image_ms(page, cell, handle, key: str, deadline: Deadline) -> float:
+    """One ``key`` press on the slider handle; milliseconds until the explorer's picture was redrawn."""
+    wait_for_state(page, deadline, lambda s: s["kernel"] == "idle", "the kernel to be idle before a key press")
+    time.sleep(0.3)   # the last redraw's messages land first
+    cell.evaluate(WATCH_NEXT_REDRAW)
+    handle.press(key)
+    while time.monotonic() < deadline.end:
+        redraw = page.evaluate("() => window.__redraw")
+        if redraw["drawn"] is not None:
+            return round(redraw["drawn"] - redraw["pressed"], 1)
+        time.sleep(0.02)
+    raise TimeoutError("the explorer's picture did not change after a key press")
+
+
+@pytest.mark.parametrize("notebook", list(EXPLORERS))
+def test_slider_moves_the_plot_in_a_real_browser(browser, lab, notebook):
     url, token, deadline = lab
     OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
+    prefix = notebook.split("_")[0] + "-"
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     try:
-        result = move_slider_and_check_plot(page, f"{url}/lab/tree/{NOTEBOOK}?token={token}", SLIDER_LABEL,
-                                            deadline, OUTPUT_DIR)
+        result = move_slider_and_check_plot(page, f"{url}/lab/tree/{notebook}?token={token}", EXPLORERS[notebook],
+                                            deadline, OUTPUT_DIR, prefix)
     except BaseException:
-        page.screenshot(path=str(OUTPUT_DIR / "failure.png"), timeout=10_000)
+        page.screenshot(path=str(OUTPUT_DIR / f"{prefix}failure.png"), timeout=10_000)
         raise
     finally:
         page.close()
-    print(f"browser test: {result}")
+    latencies = sorted(result["key_to_image_ms"])
+    assert len(latencies) == LATENCY_PRESSES and all(ms > 0 for ms in latencies)
+    report = {"median_ms": statistics.median(latencies), "max_ms": latencies[-1], "all_ms": latencies,
+              "cpu_count": os.cpu_count(), "load_average": os.getloadavg()[0]}
+    record_latency(notebook, report)
+    print(f"browser test {notebook}: {result}; key press to new picture: median {report['median_ms']:.0f} ms, "
+          f"max {report['max_ms']:.0f} ms")
+
+
+def record_latency(notebook: str, report: dict) -> None:
+    """Add one notebook's latencies to ``test-output/browser/latency.json`` (one file for the whole run)."""
+    path = OUTPUT_DIR / "latency.json"
+    reports = json.loads(path.read_text()) if path.exists() else {}
+    reports[notebook] = report
+    path.write_text(json.dumps(reports, indent=1) + "\n")
