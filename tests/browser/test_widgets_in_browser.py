@@ -40,7 +40,11 @@ EXPLORERS = {  # notebook -> the label of its explorer's learning-rate slider
     "02_many_tasks.ipynb": "inner lr",
     "03_maml_objective.ipynb": "inner lr α",
     "04_maml_sinusoid.ipynb": "inner lr",
+    "05_few_shot_omniglot.ipynb": "inner lr",
 }
+SHOWS_PROGRESS = {"05_few_shot_omniglot.ipynb"}
+"""Notebooks with cells that run for more than a few seconds: a progress bar must appear while they run."""
+BUDGET_S = {"05_few_shot_omniglot.ipynb": 420}
 LATENCY_PRESSES = 6
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -72,12 +76,12 @@ class Deadline:
     """One time budget for the whole test; each wait gets what is left of it."""
 
     def __init__(self, seconds: float):
-        self.end = time.monotonic() + seconds
+        self.seconds, self.end = seconds, time.monotonic() + seconds
 
     def left_s(self) -> float:
         left = self.end - time.monotonic()
         if left <= 0:
-            raise TimeoutError(f"the browser test ran past its {TOTAL_TIMEOUT_S} s budget")
+            raise TimeoutError(f"the browser test ran past its {self.seconds} s budget")
         return left
 
     def left_ms(self) -> float:
@@ -126,7 +130,7 @@ def wait_until_answering(process: subprocess.Popen, status_url: str, log: Path, 
                     return
         except OSError:
             pass
-        if deadline.left_s() < TOTAL_TIMEOUT_S - 60:
+        if deadline.left_s() < deadline.seconds - 60:
             raise TimeoutError(f"jupyter lab did not answer within 60 s:\n{log.read_text()[-3000:]}")
         time.sleep(0.25)
 
@@ -142,13 +146,13 @@ def stop(process: subprocess.Popen) -> None:
 
 
 @pytest.fixture
-def lab(tmp_path):
+def lab(tmp_path, request):
     """A JupyterLab server on a temporary copy of the notebooks; always shut down, its log copied to OUTPUT_DIR."""
     missing = [name for name in EXPLORERS if not (ROOT / "notebooks" / name).exists()]
     assert not missing, f"notebooks missing: {missing}"
     notebooks = tmp_path / "notebooks"
     shutil.copytree(ROOT / "notebooks", notebooks, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
-    deadline = Deadline(TOTAL_TIMEOUT_S)
+    deadline = Deadline(BUDGET_S.get(request.node.callspec.params.get("notebook"), TOTAL_TIMEOUT_S))
     process, url, token, log = start_lab(notebooks, tmp_path, deadline)
     try:
         yield url, token, deadline
@@ -187,8 +191,11 @@ NOTEBOOK_STATE = """() => {
       }
     }
   }
+  // tqdm.auto's bar in JupyterLab is an ipywidgets progress bar (ipywidgets 8: widget-hprogress)
+  const bars = '.jp-OutputArea .widget-hprogress, .jp-OutputArea .widget-progress';
+  const progress = document.querySelectorAll(bars).length;
   return {kernel: kernel ? kernel.status : null, cells: code.length,
-          counted: code.filter(c => c.model.executionCount !== null).length, errors: errors};
+          counted: code.filter(c => c.model.executionCount !== null).length, errors: errors, progress: progress};
 }"""
 
 
@@ -197,9 +204,12 @@ def wait_for_state(page, deadline: Deadline, condition, what: str, fail_on_error
 
     ``fail_on_errors``: stop at once when a cell shows an error (only meaningful after the outputs were cleared).
     """
-    state = None
+    state, progress_seen = None, 0
     while time.monotonic() < deadline.end:
         state = page.evaluate(NOTEBOOK_STATE)
+        progress_seen = max(progress_seen, state["progress"] if state else 0)
+        if state:
+            state["progress_seen"] = progress_seen
         if fail_on_errors and state and state["errors"]:
             errors = [re.sub(r"\x1b\[[0-9;]*m", "", error) for error in state["errors"]]  # no terminal colours
             raise AssertionError("a notebook cell raised:\n" + "\n".join(errors))
@@ -231,6 +241,7 @@ def move_slider_and_check_plot(page, notebook_url: str, slider_label: str, deadl
     state = wait_for_state(page, deadline, lambda s: s["counted"] == s["cells"] and s["kernel"] == "idle",
                            "every cell to run", fail_on_errors=True)
     timings["run_all_s"] = time.monotonic() - started
+    timings["progress_bars_seen"] = state["progress_seen"]   # the most at one time, polled every 0.25 s
 
     # The first slider labelled e.g. "inner lr" (ipywidgets 8: a .widget-slider holding a .widget-label).
     slider = page.locator(".widget-slider", has=page.locator(".widget-label", has_text=slider_label)).first
@@ -322,6 +333,8 @@ def test_slider_moves_the_plot_in_a_real_browser(browser, lab, notebook):
         raise
     finally:
         page.close()
+    if notebook in SHOWS_PROGRESS:
+        assert result["progress_bars_seen"] > 0, "no progress bar appeared while the long cells ran"
     latencies = sorted(result["key_to_image_ms"])
     assert len(latencies) == LATENCY_PRESSES and all(ms > 0 for ms in latencies)
     report = {"median_ms": statistics.median(latencies), "max_ms": latencies[-1], "all_ms": latencies,
