@@ -6,6 +6,8 @@ Methods: ``maml`` (second order), ``fomaml`` (first order), ``reptile``, ``anil`
 
 from __future__ import annotations
 
+import concurrent.futures
+import os
 from typing import Optional, Sequence
 
 import torch
@@ -148,7 +150,7 @@ def evaluate_episodes(learner, sampler, n_episodes: int = 600, inner_lr: Optiona
 
 def comparison_data(learners: dict, chosen, episode: int, inner_lr: float, inner_steps: int, characters,
                     n_way: int = 5, k_shot: int = 1, k_query: int = 5, episodes: int = 1,
-                    cache: Optional[dict] = None) -> dict:
+                    cache: Optional[dict] = None, workers: Optional[int] = None) -> dict:
     """Notebook 6's explorer: query accuracy against inner steps of each ``chosen`` learner on the same episodes.
 
     ``learners``: name -> ``(learner, zero_head)``; ``chosen``: the names to adapt. Every method sees the same
@@ -156,7 +158,8 @@ def comparison_data(learners: dict, chosen, episode: int, inner_lr: float, inner
     its learned rates and ProtoNet has no inner steps (a flat line). ``cache`` (a dict kept between calls) holds
     each method's longest curve per setting (``curve_key``), so that choosing one more method adapts only that one,
     fewer steps are a prefix of a longer curve, and a learning-rate move leaves Meta-SGD and ProtoNet alone.
-    Returns ``{"steps", "curves": name -> (inner_steps + 1,) array, "n_way", "k_shot", "inner_lr", "episode",
+    ``workers``: how many methods adapt at the same time (default: one per CPU core, at most the methods to adapt;
+    each keeps the torch thread setting, so the numbers are those of one method at a time). Returns ``{"steps", "curves": name -> (inner_steps + 1,) array, "n_way", "k_shot", "inner_lr", "episode",
     "episodes"}``.
     """
     import numpy as np
@@ -165,23 +168,41 @@ def comparison_data(learners: dict, chosen, episode: int, inner_lr: float, inner
     chosen = [require_choice("method", name, list(learners)) for name in chosen]
     inner_steps = require_int("inner_steps", inner_steps, minimum=0)
     inner_lr = require_float("inner_lr", inner_lr, minimum=0.0)
-    batch = None   # sampled only when some method is not in the cache
     cache = {} if cache is None else cache
+    keys = {name: curve_key(name, learners[name][0], episode, episodes, n_way, k_shot, k_query, inner_lr)
+            for name in chosen}
+    missing = [name for name in chosen if needs_adaptation(cache.get(keys[name]), learners[name][0], inner_steps)]
+    if missing:   # one episode batch for all of them; the methods adapt side by side, one per core
+        batch = EpisodeSampler(characters, n_way, k_shot, k_query, meta_batch_size=episodes, seed=int(episode)).sample()
+
+        def curve_of(name):
+            learner, zero_head = learners[name]
+            return accuracy_curves(learner, batch, inner_lr, inner_steps, zero_head).mean(dim=0).numpy()
+        for name, curve in zip(missing, map_side_by_side(curve_of, missing, workers)):
+            cache[keys[name]] = curve
     curves = {}
     for name in chosen:
-        learner, zero_head = learners[name]
-        key = curve_key(name, learner, episode, episodes, n_way, k_shot, k_query, inner_lr)
-        cached = cache.get(key)
-        if cached is None or (len(cached) < inner_steps + 1 and not isinstance(learner, protonet.ProtoNet)):
-            if batch is None:
-                batch = EpisodeSampler(characters, n_way, k_shot, k_query, meta_batch_size=episodes,
-                                       seed=int(episode)).sample()
-            cached = cache[key] = accuracy_curves(learner, batch, inner_lr, inner_steps, zero_head).mean(dim=0).numpy()
+        cached = cache[keys[name]]
         if len(cached) < inner_steps + 1:   # ProtoNet: the same accuracy at every step
             cached = np.full(inner_steps + 1, cached[-1])
         curves[name] = cached[:inner_steps + 1]
     return {"steps": np.arange(inner_steps + 1), "curves": curves, "n_way": n_way, "k_shot": k_shot,
             "inner_lr": inner_lr, "episode": episode, "episodes": episodes}
+
+
+def needs_adaptation(cached, learner, inner_steps: int) -> bool:
+    """True when the cache has no curve for this setting, or a shorter one (ProtoNet's flat line is never short)."""
+    return cached is None or (len(cached) < inner_steps + 1 and not isinstance(learner, protonet.ProtoNet))
+
+
+def map_side_by_side(function, items: list, workers: Optional[int] = None) -> list:
+    """``[function(item) for item in items]``, with up to ``workers`` (default: the CPU cores) running at once in
+    threads: torch releases the interpreter lock in its kernels, so independent adaptations overlap on the cores."""
+    workers = min(len(items), workers or os.cpu_count() or 1)
+    if workers <= 1:
+        return [function(item) for item in items]
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(function, items))
 
 
 def curve_key(name: str, learner, episode: int, episodes: int, n_way: int, k_shot: int, k_query: int,

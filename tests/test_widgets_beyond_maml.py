@@ -94,3 +94,15 @@ def test_the_live_figure_shows_the_chosen_methods_only(learners, characters):
     assert [name for name, line in figure.lines.items() if line.get_visible()] == ["maml", "protonet"]
     assert [t.get_text() for t in figure.ax.get_legend().get_texts()] == ["maml", "protonet", "chance"]
     assert figure.ax.get_xlim() == (-0.5, 5.5)   # 3 steps: the axis runs to the next of 1, 2, 5, 10, 20
+
+
+def test_methods_adapted_side_by_side_give_the_numbers_of_one_at_a_time(learners, characters):
+    one = methods.comparison_data(learners, list(learners), 2, 0.3, 3, characters, episodes=2, workers=1)
+    two = methods.comparison_data(learners, list(learners), 2, 0.3, 3, characters, episodes=2, workers=2)
+    for name in learners:
+        np.testing.assert_array_equal(one["curves"][name], two["curves"][name])
+
+
+def test_side_by_side_keeps_the_order_of_the_items():
+    assert methods.map_side_by_side(lambda x: x * x, [3, 1, 2], workers=2) == [9, 1, 4]
+    assert methods.map_side_by_side(lambda x: x, [], workers=4) == []
