@@ -95,10 +95,9 @@ def body_forward(model: nn.Module, head: Sequence[str]) -> Optional[maml.Forward
 
 def linear_head(head: Sequence[str]) -> maml.Forward:
     """The head as a function of its own parameters on body features (weight and bias of an ``nn.Linear``)."""
-    weight, bias = (name for name in head if name.endswith("weight")), (name for name in head if name.endswith("bias"))
-    weight, bias = next(weight), next(bias, None)
-    return lambda head_params, Z: torch.nn.functional.linear(Z, head_params[weight],
-                                                             None if bias is None else head_params[bias])
+    weight = next(name for name in head if name.endswith("weight"))
+    bias = next((name for name in head if name.endswith("bias")), None)
+    return lambda head_params, Z: torch.nn.functional.linear(Z, head_params[weight], head_params.get(bias))
 
 
 def query_loss_after_head_adaptation(model: nn.Module, params: Params, support: Split, query: Split,

@@ -159,7 +159,8 @@ def comparison_data(learners: dict, chosen, episode: int, inner_lr: float, inner
     each method's longest curve per setting (``curve_key``), so that choosing one more method adapts only that one,
     fewer steps are a prefix of a longer curve, and a learning-rate move leaves Meta-SGD and ProtoNet alone.
     ``workers``: how many methods adapt at the same time (default: one per CPU core, at most the methods to adapt;
-    each keeps the torch thread setting, so the numbers are those of one method at a time). Returns ``{"steps", "curves": name -> (inner_steps + 1,) array, "n_way", "k_shot", "inner_lr", "episode",
+    each keeps the torch thread setting, so the numbers are those of one method at a time).
+    Returns ``{"steps", "curves": name -> (inner_steps + 1,) array, "n_way", "k_shot", "inner_lr", "episode",
     "episodes"}``.
     """
     import numpy as np

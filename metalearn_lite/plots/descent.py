@@ -40,9 +40,10 @@ def plot_loss_surface(ax, objective: Objective) -> None:
 
 
 def plot_minimum(ax, objective: Objective) -> None:
-    """The global minimum of a 2-D loss as a star."""
-    ax.plot(*objective.minimum, "*", color=PALETTE["support"], markersize=13, markeredgecolor="black",
-            label="minimum")
+    """The global minimum as a star: at ``(theta_1, theta_2)`` in 2-D, on the loss curve in 1-D."""
+    point = objective.minimum if objective.dim == 2 else (objective.minimum[0], objective.min_value)
+    ax.plot(*point, "*", color=PALETTE["support"], markersize=13, markeredgecolor="black", label="minimum",
+            zorder=4)
 
 
 def shown_path(path: DescentPath, ax) -> np.ndarray:
@@ -134,8 +135,8 @@ class DescentExplorerFigure(LiveFigure):
     """``descent_figure`` of one run as a persistent figure for notebook 1's explorer, updated in place.
 
     Left: the loss (a contour map in 2-D, its curve in 1-D), the start, the minimum and the path; right: the loss
-    above the minimum against the step (log scale in whole decades; x up to the next of 1, 2, 5, 10, 20, 50, 100,
-    200 steps, so it stays put while the slider moves within a range). The loss drawing is made once per loss and
+    above the minimum against the step (a log axis fixed at ``GAP_LIMITS``; x up to the next of 1, 2, 5, 10, 20, 50,
+    100, 200 steps, so it stays put while the slider moves within a range). The loss drawing is made once per loss and
     kept, with axes and legend, as the cached background; the path, the curve, the right title and the "diverged"
     badges are redrawn on every move. A changed loss redraws the left panel.
     """
@@ -173,13 +174,8 @@ class DescentExplorerFigure(LiveFigure):
         self.left.set_aspect("auto")            # cla() keeps a 2-D loss's equal aspect, which shrank the box:
         self.left.set_position(self.left_box)   # a 1-D loss needs all of it
         plot_loss_surface(self.left, objective)
-        if objective.dim == 2:
-            plot_minimum(self.left, objective)
-            style = dict(markersize=3, linewidth=1.2)
-        else:
-            self.left.plot(objective.minimum[0], objective.min_value, "*", color=PALETTE["support"], markersize=13,
-                           markeredgecolor="black", zorder=4)
-            style = dict(markersize=4, linewidth=1.0)
+        plot_minimum(self.left, objective)
+        style = dict(markersize=3, linewidth=1.2) if objective.dim == 2 else dict(markersize=4, linewidth=1.0)
         self.path, = self.left.plot([], [], "o-", color=PATH_COLORS[0], **style)
         self.start, = self.left.plot([], [], "s", color=PALETTE["truth"], markersize=6, zorder=3)
         # where the data are not: a 2-D path starts upper left, a 1-D one leaves the parabola at the top
