@@ -53,6 +53,7 @@ def plot_meta_landscape(ax, view) -> None:
 
 
 def landscape_title(view) -> str:
+    """The landscape panel's title: the inner-loop settings and the spectral radius they give."""
     return (rf"Meta-loss, $\alpha$ = {view.inner_lr:.3g}, {view.inner_steps} inner step(s)"
             f"\ninner-step factor max |1 − αλ| (spectral radius): {view.spectral_radius:.2f}")
 
@@ -92,8 +93,8 @@ class ObjectiveExplorerFigure(LiveFigure):
     Left: log10 of the meta-loss over the initialisation as an image in ``N_LEVELS`` colour bands (the contour
     map's look, but an artist whose pixels can be replaced), the task optima and the three starts; right: the mean
     query loss after each inner step from each start (log scale in whole decades; the dotted line marks the steps
-    the objective scores). The colour scale moves in half decades (``level_window``); axes, colour bar and legend
-    are the cached background, the landscape, markers, curves, titles and "diverged" badges are redrawn.
+    the objective scores). The colour scale moves in half decades (``level_window``). Axes and legend are the
+    cached background; the landscape, its colour bar, markers, curves, titles and "diverged" badges are redrawn.
     """
 
     figsize = (11, 4.2)
@@ -139,7 +140,7 @@ class ObjectiveExplorerFigure(LiveFigure):
     def update(self, view) -> None:
         log_loss = log_meta_loss(view)
         window = level_window(log_loss, self.window)
-        if window != self.window:   # a new colour scale: the colour bar (background) follows
+        if window != self.window:   # a new colour scale: new bands, and the colour bar's ticks follow
             levels = np.linspace(*window, N_LEVELS + 1)
             self.image.set_norm(BoundaryNorm(levels, plt.get_cmap("viridis_r").N, extend="max"))
             self.colorbar.update_normal(self.image)
