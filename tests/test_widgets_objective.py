@@ -55,3 +55,17 @@ def test_the_explorer_updates_one_figure_and_keeps_its_colour_scale_over_small_m
     explorer.set(inner_lr=1.0)
     assert figure.left_badge.get_visible() and "(diverged)" in figure.legend.get_texts()[2].get_text()
     assert explorer.last_error is None
+
+
+def test_the_background_is_drawn_once_whatever_the_sliders_show():
+    # new decades on the adaptation axis and "(diverged)" legend labels are redrawn over one cached background:
+    # a full redraw per such move was the explorer's slowest case
+    explorer = objective_explorer(inner_lr=0.3, inner_steps=3)
+    figure = explorer.draw
+    for move in ({"inner_lr": 0.001}, {"inner_lr": 0.7}, {"inner_steps": MAX_INNER_STEPS}, {"inner_lr": 1.0},
+                 {"inner_steps": 0}, {"inner_lr": 0.05}):
+        explorer.set(**move)
+        assert explorer.last_error is None
+    assert figure.n_full_draws == 1
+    explorer.set(inner_lr=1.0, inner_steps=MAX_INNER_STEPS)
+    assert figure.right.get_ylim()[1] > 100 and figure.n_full_draws == 1

@@ -93,8 +93,10 @@ class ObjectiveExplorerFigure(LiveFigure):
     Left: log10 of the meta-loss over the initialisation as an image in ``N_LEVELS`` colour bands (the contour
     map's look, but an artist whose pixels can be replaced), the task optima and the three starts; right: the mean
     query loss after each inner step from each start (log scale in whole decades; the dotted line marks the steps
-    the objective scores). The colour scale moves in half decades (``level_window``). Axes and legend are the
-    cached background; the landscape, its colour bar, markers, curves, titles and "diverged" badges are redrawn.
+    the objective scores). The colour scale moves in half decades (``level_window``). The axes frames, the x axes and
+    the left legend are the cached background, which therefore never changes; the landscape, its colour bar,
+    markers, the right panel's y axis (its decades follow the curves), curves, right legend, titles and "diverged"
+    badges are redrawn on every move.
     """
 
     figsize = (11, 4.2)
@@ -133,9 +135,11 @@ class ObjectiveExplorerFigure(LiveFigure):
         mark_diverged(self.left, "inner loop diverges", position=(0.5, 0.04), align=("center", "bottom"))
         mark_diverged(self.right, "diverges")
         self.left_badge, self.right_badge = self.left.texts[-1], self.right.texts[-1]
-        # the colour bar too: its scale follows the landscape, and a few labels cost less than a full redraw
-        self.dynamic(self.image, self.colorbar.ax, self.optima, *self.markers.values(), *self.curves.values(),
-                     self.step_line, self.left.title, self.left_badge, self.right_badge)
+        # the colour bar, the adaptation panel's y axis and its legend too: they follow the settings (scale,
+        # decades, "(diverged)" labels), and redrawing a few labels costs less than a full redraw of the figure
+        self.dynamic(self.image, self.colorbar.ax, self.optima, *self.markers.values(), self.right.yaxis,
+                     *self.curves.values(), self.step_line, self.legend, self.left.title, self.left_badge,
+                     self.right_badge)
 
     def update(self, view) -> None:
         log_loss = log_meta_loss(view)

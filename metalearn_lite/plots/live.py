@@ -79,17 +79,21 @@ class LiveFigure(ABC):
         self._dynamic = [artist for artist in self._dynamic if all(artist is not gone for gone in artists)]
 
     def background_key(self) -> Hashable:
-        """What the cached background depends on: each axes' limits and scales, and the static texts."""
+        """What the cached background depends on: each axes' limits and scales, and the static texts (limits of a
+        dynamic axis and texts of a dynamic legend are left out: they are redrawn on every move anyway)."""
         key = []
         for ax in self.fig.axes:
             if ax.get_animated():   # a dynamic axes (e.g. a colour bar) is redrawn every time, not cached
                 continue
-            key.append((tuple(np.round(ax.get_xlim(), 12)), tuple(np.round(ax.get_ylim(), 12)), ax.get_xscale(),
+            # an axis marked dynamic (its ticks are redrawn every time) does not make a new background either
+            key.append((None if ax.xaxis.get_animated() else tuple(np.round(ax.get_xlim(), 12)),
+                        None if ax.yaxis.get_animated() else tuple(np.round(ax.get_ylim(), 12)), ax.get_xscale(),
                         ax.get_yscale(), ax.get_visible()))
             key.extend(text.get_text() for text in (ax.title, ax._left_title, ax._right_title, ax.xaxis.label,
                                                     ax.yaxis.label) if not text.get_animated())
         for legend in self.fig.legends + [ax.get_legend() for ax in self.fig.axes if ax.get_legend()]:
-            key.extend(text.get_text() for text in legend.get_texts())
+            if not legend.get_animated():
+                key.extend(text.get_text() for text in legend.get_texts())
         key.extend(text.get_text() for text in self.fig.texts if not text.get_animated())
         return tuple(key)
 
