@@ -8,7 +8,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from metalearn_lite import meta_rl  # noqa: E402
-from metalearn_lite.plots.navigation import draw_navigation_explorer, trajectories_figure  # noqa: E402
+from metalearn_lite.plots.navigation import NavigationExplorerFigure, return_floor, trajectories_figure  # noqa: E402
 from metalearn_lite.widgets.navigation import navigation_explorer  # noqa: E402
 
 
@@ -71,9 +71,35 @@ def test_explorer_callbacks_redraw(starts):
 
 def test_figures_draw(starts):
     view = meta_rl.explorer_data(starts, (0.2, 0.1), 0.5, 1, n_trajectories=3, horizon=10)
-    for fig in (draw_navigation_explorer(view), trajectories_figure([view, view], names=("maml", "random"))):
-        assert fig.axes
-        matplotlib.pyplot.close(fig)
+    fig = trajectories_figure([view, view], names=("maml", "random"))
+    assert fig.axes
+    matplotlib.pyplot.close(fig)
+
+
+def test_live_figure_shows_the_view_and_reuses_its_background(starts):
+    figure = NavigationExplorerFigure(list(starts), n_show=2)
+    view = meta_rl.explorer_data(starts, (0.2, 0.1), 0.5, 2, n_trajectories=3, horizon=10)
+    png = figure.render(view)
+    assert png.startswith(b"\x89PNG")
+    x, y = figure.after["maml"].get_data()
+    assert len(x) == 2 * (10 + 2)    # two episodes of 11 positions, each followed by a NaN gap
+    assert list(figure.curves["random"].get_ydata()) == pytest.approx(view.returns["random"].tolist())
+    assert figure.goal.get_data() == ([pytest.approx(0.2)], [pytest.approx(0.1)])
+    assert not figure.diverged.get_visible() and "after 2 steps" in figure.left.title.get_text()
+    other = meta_rl.explorer_data(starts, (-0.3, 0.4), 0.2, 1, n_trajectories=3, horizon=10)
+    figure.render(other)
+    assert figure.n_full_draws == 1     # a new goal, step size or step count redraws only what moved
+
+
+def test_live_figure_marks_divergence_and_extends_its_axis(starts):
+    figure = NavigationExplorerFigure(list(starts))
+    view = meta_rl.explorer_data(starts, (0.2, 0.1), 0.5, 1, n_trajectories=3, horizon=10)
+    blown = view._replace(returns={**view.returns, "maml": torch.tensor([-5.0, float("nan")])})
+    figure.render(blown)
+    assert figure.diverged.get_visible() and "MAML" in figure.diverged.get_text()
+    assert return_floor([[-50.0, -300.0], [float("nan")]]) == -550.0
+    assert return_floor([[-3.0, -109.0]]) == -110.0
+    assert return_floor([[-5000.0]]) == -1100.0
 
 
 def test_bad_settings_are_named(starts):

@@ -1,14 +1,17 @@
 """The figures of notebook 7 (meta-RL on 2-D navigation): episodes before and after adaptation, returns against
-policy-gradient steps, and the explorer's figure (both side by side)."""
+policy-gradient steps, and the explorer's live figure (both side by side)."""
 
 from __future__ import annotations
 
+import math
 from typing import Optional, Sequence
 
 import matplotlib.pyplot as plt
+import numpy as np
 import torch
 
-from .style import PALETTE
+from .live import LiveFigure
+from .style import PALETTE, mark_diverged
 
 LABELS = {"maml": "MAML", "pretrained": "pretrained", "random": "random init"}
 
@@ -80,18 +83,80 @@ def plot_return_curves(ax, curves: dict, ci: Optional[dict] = None, paper: Optio
     ax.legend(fontsize=8)
 
 
-def draw_navigation_explorer(view, n_show: int = 5):
-    """The explorer's figure: episodes of every start before (dashed) and after (solid) adaptation to the goal,
-    and their return after 0..k steps. ``view``: ``meta_rl.explorer_data``."""
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9.5, 4.0), gridspec_kw={"width_ratios": [1, 1.15]})
-    setup_arena(left, view.goal, f"goal ({float(view.goal[0]):.2f}, {float(view.goal[1]):.2f}): "
-                                 f"dashed before, solid after {view.inner_steps} steps")
-    for name in view.returns:
-        color = PALETTE.get(name, "black")
-        draw_paths(left, *view.before[name], color, n_show, "--", 0.35)
-        draw_paths(left, *view.after[name], color, n_show, "-", 0.9, LABELS.get(name, name))
-    left.legend(loc="lower left", fontsize=8)
-    plot_return_curves(right, view.returns, title=f"inner lr {view.inner_lr:g}, one goal, 20 episodes per step")
-    right.set_ylim(-110, 0)
-    fig.tight_layout()
-    return fig
+RETURN_FLOORS = (-110.0, -220.0, -550.0, -1100.0)
+"""The explorer's return axis ends at the first of these below every return shown (a fixed set, so that the cached
+background is reused; -110 holds every return of a sensible step size)."""
+
+
+def return_floor(returns) -> float:
+    """The bottom of the explorer's return axis for ``returns`` (finite values only; the last floor at worst)."""
+    finite = [float(r) for curve in returns for r in curve if math.isfinite(float(r))]
+    lowest = min(finite, default=0.0)
+    return next((floor for floor in RETURN_FLOORS if lowest >= floor), RETURN_FLOORS[-1])
+
+
+def _joined(positions: torch.Tensor, mask: torch.Tensor, n_show: int) -> tuple:
+    """The first ``n_show`` episodes as one polyline (x, y) with NaN gaps between episodes and after an episode
+    ended: one artist per start instead of one per episode, so a live redraw stays cheap."""
+    paths = _masked(positions, mask)[:n_show]
+    gap = torch.full((len(paths), 1, 2), float("nan"))
+    joined = torch.cat([paths, gap], 1).reshape(-1, 2)
+    return joined[:, 0].numpy(), joined[:, 1].numpy()
+
+
+class NavigationExplorerFigure(LiveFigure):
+    """Notebook 7's explorer figure, one persistent figure updated in place (``LiveFigure``).
+
+    Left: every start's first ``n_show`` episodes before (dashed) and after (solid) adaptation to the goal (a
+    star); right: each start's mean return after 0..k policy-gradient steps. The arena, the axes and the legend are
+    a cached background; the episodes, the goal, the curves and the titles are redrawn on every move. The step axis
+    spans the slider's whole range and the return axis ends at -110 unless a return falls lower
+    (``RETURN_FLOORS``), so curves stay comparable from one move to the next. A start whose adapted policy is not
+    finite any more (a step size that blew it up) is marked "diverged".
+    """
+
+    figsize = (9.5, 4.0)
+
+    def __init__(self, names: Sequence[str] = ("maml", "pretrained", "random"), max_inner_steps: int = 5,
+                 n_show: int = 5, figsize=None, dpi=None):
+        self.names, self.max_inner_steps, self.n_show = list(names), int(max_inner_steps), int(n_show)
+        super().__init__(figsize=figsize, dpi=dpi)
+
+    def setup(self, fig) -> None:
+        left, right = self.left, self.right = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 1.15]})
+        fig.subplots_adjust(left=0.06, right=0.98, bottom=0.13, top=0.86, wspace=0.22)
+        setup_arena(left, (0.0, 0.0), " ")
+        self.goal = left.lines[-1]
+        self.before, self.after, self.curves = {}, {}, {}
+        for name in self.names:
+            color = PALETTE.get(name, "black")
+            self.before[name], = left.plot([], [], "--", color=color, alpha=0.35, lw=1.2)
+            self.after[name], = left.plot([], [], "-", color=color, alpha=0.9, lw=1.2, label=LABELS.get(name, name))
+            self.curves[name], = right.plot([], [], "o-", color=color, label=LABELS.get(name, name))
+        left.legend(loc="lower left", fontsize=8)
+        right.legend(loc="lower right", fontsize=8)
+        right.set(xlim=(-0.2, self.max_inner_steps + 0.2), xticks=range(self.max_inner_steps + 1),
+                  ylim=(RETURN_FLOORS[0], 0), xlabel="policy-gradient steps", ylabel="average return")
+        mark_diverged(right, "diverged")
+        self.diverged = right.texts[-1]
+        # drawn in this order: the goal last, over the episodes
+        self.dynamic(*self.before.values(), *self.after.values(), self.goal, *self.curves.values(), left.title,
+                     right.title, self.diverged)
+
+    def update(self, view) -> None:
+        goal = [float(v) for v in view.goal]
+        self.goal.set_data([goal[0]], [goal[1]])
+        diverged = []
+        for name in self.names:
+            returns = view.returns[name].detach().numpy()
+            self.before[name].set_data(*_joined(*view.before[name], self.n_show))
+            self.after[name].set_data(*_joined(*view.after[name], self.n_show))
+            self.curves[name].set_data(range(len(returns)), returns)
+            if not np.isfinite(returns).all():
+                diverged.append(LABELS.get(name, name))
+        self.left.title.set_text(f"goal ({goal[0]:.2f}, {goal[1]:.2f}): dashed before, solid after "
+                                 f"{view.inner_steps} step{'' if view.inner_steps == 1 else 's'}")
+        self.right.title.set_text(f"inner lr {view.inner_lr:.3g}, one goal, 20 episodes per step")
+        self.right.set_ylim(return_floor(view.returns.values()), 0)
+        self.diverged.set_text("diverged: " + ", ".join(diverged))
+        self.diverged.set_visible(bool(diverged))

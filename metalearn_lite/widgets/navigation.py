@@ -2,7 +2,8 @@
 MAML, pretrained and random starts adapt to that goal live.
 
 A shell: the computation is ``meta_rl.explorer_data`` (tested without ipywidgets), the figure
-``plots.navigation.draw_navigation_explorer``; this module only wires the sliders to them.
+``plots.navigation.NavigationExplorerFigure`` (one live figure, updated in place); this module only wires the
+sliders to them.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from typing import Optional
 
 from ..meta_rl import explorer_data, load_policy, random_policy
-from ..plots.navigation import draw_navigation_explorer
+from ..plots.navigation import NavigationExplorerFigure
 from .core import Explorer, float_slider, int_slider, log_slider
 
 INNER_LR_EXPONENTS = (-2.0, 0.5)   # 0.01 ... 3.16
@@ -38,6 +39,8 @@ def navigation_explorer(policies: Optional[dict] = None, goal=(0.3, -0.2), inner
         "inner_lr": log_slider("inner lr", inner_lr, *INNER_LR_EXPONENTS),
         "inner_steps": int_slider("inner steps", inner_steps, 0, MAX_INNER_STEPS),
     }
-    fixed = {"policies": policies if policies is not None else shipped_starts(), "cache": {}, "seed": seed}
-    return Explorer(navigation_compute, draw_navigation_explorer, controls, fixed=fixed,
+    policies = policies if policies is not None else shipped_starts()
+    fixed = {"policies": policies, "cache": {}, "seed": seed}
+    figure = NavigationExplorerFigure(list(policies), max_inner_steps=MAX_INNER_STEPS)
+    return Explorer(navigation_compute, figure, controls, fixed=fixed,
                     title="Adapting three starts to one goal (20 episodes per step)")
