@@ -37,12 +37,20 @@ def test_runs_are_seeded(tmp_path):
 
 
 @pytest.mark.parametrize("flag, value", [("--meta-steps", "0"), ("--n-trajectories", "1"), ("--inner-lr", "-1"),
-                                         ("--meta-lr", "nan"), ("--seed", "-3")])
+                                         ("--meta-lr", "nan"), ("--std-lr", "0"), ("--seed", "-3")])
 def test_bad_flags_stop_before_the_first_step(tmp_path, capsys, flag, value):
     with pytest.raises(SystemExit) as stop:
         command.main(["--out", str(tmp_path / "x.pt"), flag, value])
     assert stop.value.code == 2 and flag in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
+
+
+def test_the_spread_has_its_own_learning_rate_and_the_others_share_meta_lr():
+    policy = command.GaussianPolicy(**command.MODEL_CONFIG)
+    body, spread = command.make_optimizer(policy, 1e-3, 1e-2).param_groups
+    assert spread["lr"] == 1e-2 and len(spread["params"]) == 1 and spread["params"][0] is policy.log_std
+    assert body["lr"] == 1e-3 and len(body["params"]) == len(list(policy.parameters())) - 1
+    assert all(group["lr"] == 1e-3 for group in command.make_optimizer(policy, 1e-3).param_groups)
 
 
 def test_a_file_that_is_not_a_navigation_checkpoint_is_left_alone(tmp_path, capsys):
