@@ -111,7 +111,7 @@ class NavigationExplorerFigure(LiveFigure):
     star); right: each start's mean return after 0..k policy-gradient steps. The arena, the axes and the legend are
     a cached background; the episodes, the goal, the curves and the titles are redrawn on every move. The step axis
     spans the slider's whole range and the return axis ends at -110 unless a return falls lower
-    (``RETURN_FLOORS``), so curves stay comparable from one move to the next. A start whose adapted policy is not
+    (``RETURN_FLOORS``), so curves stay comparable from one move to the next. A start whose returns are not
     finite any more (a step size that blew it up) is marked "diverged".
     """
 
@@ -126,7 +126,7 @@ class NavigationExplorerFigure(LiveFigure):
         left, right = self.left, self.right = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 1.15]})
         fig.subplots_adjust(left=0.06, right=0.98, bottom=0.13, top=0.86, wspace=0.22)
         setup_arena(left, (0.0, 0.0), " ")
-        self.goal = left.lines[-1]
+        self.goal = left.lines[-1]   # setup_arena draws the goal's star last; update moves it
         self.before, self.after, self.curves = {}, {}, {}
         for name in self.names:
             color = PALETTE.get(name, "black")
