@@ -32,15 +32,24 @@ def teaching_batch(n_tasks: int = 25, k_shot: int = 5, k_query: int = 15, seed: 
 
 def meta_loss_grid(batch: TaskBatch, inner_lr: float, inner_steps: int, w1: np.ndarray,
                    w2: np.ndarray) -> np.ndarray:
-    """The meta-loss (mean query MSE after adaptation) at every initialisation ``(w1[j], w2[i])``: shape (i, j)."""
+    """The meta-loss (mean query MSE after adaptation) at every initialisation ``(w1[j], w2[i])``: shape (i, j).
+
+    The adapted weights are affine in the initialisation (``J_t w + o_t``), so all the query residuals together are
+    ``A w + r`` and the meta-loss is ``|A w + r|^2 / n``. With ``A = QR`` that is ``|R w + Q^T r|^2 + |r - Q Q^T r|^2``
+    (over n): a 2 x 2 map per grid point instead of every task's predictions, and a sum of squares, so it does not
+    lose digits to cancellation where the loss is huge (a diverging inner loop) and its minimum is not."""
     jacobian = closed_form._inner_jacobian(batch.support, inner_lr, inner_steps)           # (T, d, d)
-    zero = torch.zeros(batch.support.X.shape[-1], dtype=batch.support.X.dtype)
+    d = batch.support.X.shape[-1]
+    zero = torch.zeros(d, dtype=batch.support.X.dtype)
     offset = closed_form.adapted_weights(zero, batch.support, inner_lr, inner_steps)        # (T, d)
+    design = (batch.query.X @ jacobian).reshape(-1, d)                                     # A: (T * k, d)
+    residual = (batch.query.X @ offset.unsqueeze(-1) - batch.query.y).reshape(-1)          # r: (T * k,)
+    q, r = torch.linalg.qr(design)
+    projected = q.T @ residual
+    floor = (residual - q @ projected).pow(2).sum()       # the part of r no initialisation can cancel
     W1, W2 = np.meshgrid(w1, w2)
-    grid = torch.as_tensor(np.stack([W1.ravel(), W2.ravel()], axis=-1), dtype=jacobian.dtype)  # (G, d)
-    adapted = grid @ jacobian.transpose(-1, -2) + offset.unsqueeze(1)                      # (T, G, d)
-    prediction = batch.query.X @ adapted.transpose(-1, -2)                                 # (T, k, G)
-    loss = (prediction - batch.query.y).pow(2).mean(dim=(0, 1))
+    grid = torch.as_tensor(np.stack([W1.ravel(), W2.ravel()], axis=-1), dtype=design.dtype)  # (G, d)
+    loss = ((grid @ r.T + projected).pow(2).sum(-1) + floor) / residual.numel()
     return loss.numpy().reshape(W1.shape)
 
 

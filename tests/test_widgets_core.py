@@ -2,6 +2,7 @@ import io
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
+import numpy as np
 import pytest
 from PIL import Image as PILImage
 
@@ -108,6 +109,8 @@ def test_png_bytes_encodes_the_canvas_without_redrawing():
     import io
     image = Image.open(io.BytesIO(png))
     assert image.size == (100, 50) and image.mode == "RGB" and png_bytes(figure.canvas) == png
+    # lossless: every pixel is the canvas's (RGB of the Agg buffer)
+    assert (np.asarray(image) == np.asarray(figure.canvas.buffer_rgba())[:, :, :3]).all()
 
 
 def _displayed_bundle(monkeypatch, obj) -> dict:
@@ -144,7 +147,7 @@ def test_a_saved_notebook_keeps_a_picture_of_the_initial_view(monkeypatch, live)
         assert png == explorer.image.value
         width = int(explorer.image.layout.width.removesuffix("px"))
         assert width == round(3 * LineFigure.css_dpi) and bundle["_metadata"]["image/png"]["width"] == width
-        assert PILImage.open(io.BytesIO(png)).size[0] == round(width * LineFigure.pixel_ratio)
+        assert PILImage.open(io.BytesIO(png)).size[0] == round(width * explorer.draw.pixel_ratio)
     assert "VBox" not in bundle["text/plain"] and "run the notebook" in bundle["text/plain"]
     assert plt.get_fignums() == []
 
@@ -156,3 +159,26 @@ def test_an_explorer_that_could_not_compute_shows_no_stale_picture(monkeypatch):
     explorer = Explorer(compute, lambda data: plt.figure(), {"n": int_slider("n", 2, 0, 5)})
     bundle = _displayed_bundle(monkeypatch, explorer)
     assert "image/png" not in bundle and explorer.last_error is not None
+
+
+def test_explorers_render_at_the_pixel_ratio_set_and_refuse_a_bad_one(monkeypatch):
+    from metalearn_lite.plots import live
+    monkeypatch.delenv(live.PIXEL_RATIO_ENV, raising=False)
+    assert live.get_pixel_ratio() == live.DEFAULT_PIXEL_RATIO == 2   # sharp on HiDPI screens unless told otherwise
+    assert PILImage.open(io.BytesIO(LineFigure(figsize=(2, 1)).render({"total": 1}))).size == (384, 192)
+    monkeypatch.setenv(live.PIXEL_RATIO_ENV, "1")   # a whole class's server, e.g. on slow machines
+    figure = LineFigure(figsize=(2, 1))
+    assert figure.pixel_ratio == 1 and PILImage.open(io.BytesIO(figure.render({"total": 1}))).size == (192, 96)
+    assert figure.display_width == 192   # shown at the same size whatever it renders at
+    try:
+        live.set_pixel_ratio(1.5)           # the notebook's own setting wins over the environment
+        assert LineFigure(figsize=(2, 1)).pixel_ratio == 1.5
+    finally:
+        live.set_pixel_ratio(None)
+    assert live.get_pixel_ratio() == 1
+    for bad in (0, 4, "two", float("nan")):
+        with pytest.raises(ValueError, match=r"pixel_ratio must be a number from 1 to 3 .*got"):
+            live.set_pixel_ratio(bad)
+    monkeypatch.setenv(live.PIXEL_RATIO_ENV, "retina")
+    with pytest.raises(ValueError, match=r"METALEARN_PIXEL_RATIO must be a number from 1 to 3 .*'retina'"):
+        LineFigure(figsize=(2, 1))

@@ -48,7 +48,7 @@ def test_the_explorer_updates_one_figure_and_keeps_its_colour_scale_over_small_m
     star = figure.markers["MAML w*"].get_xydata()[0]
     np.testing.assert_allclose(star, view.starts["MAML w*"])
     assert figure.step_line.get_xdata()[0] == 3
-    assert figure.left.title.get_text().startswith("Meta-loss, $\\alpha$ = 0.3, 3 inner step(s)")
+    assert figure.left.title.get_text().startswith("Meta-loss, α = 0.3, 3 inner step(s)")
     # a scale that still holds the landscape and is at least half filled by it is kept
     assert level_window(finite, (low - 0.25, high)) == (low - 0.25, high)
     assert level_window(finite, (low - 10, high + 10)) == (low, high)
@@ -69,3 +69,20 @@ def test_the_background_is_drawn_once_whatever_the_sliders_show():
     assert figure.n_full_draws == 1
     explorer.set(inner_lr=1.0, inner_steps=MAX_INNER_STEPS)
     assert figure.right.get_ylim()[1] > 100 and figure.n_full_draws == 1
+
+
+def test_the_pasted_colour_bar_is_pixel_for_pixel_the_drawn_one():
+    # the colour bar is drawn once per colour scale and pasted after that: every picture must equal drawing it anew
+    from metalearn_lite.plots.landscape import ObjectiveExplorerFigure
+    explorer = objective_explorer(inner_lr=0.3, inner_steps=3)
+    reference = ObjectiveExplorerFigure(max_inner_steps=MAX_INNER_STEPS)
+    reference._pasted.clear()   # every dynamic artist drawn on every move
+    windows = set()
+    for move in ({"inner_lr": 0.001}, {"inner_lr": 0.7}, {"inner_lr": 0.3}, {"inner_lr": 1.0}, {"inner_lr": 0.3},
+                 {"inner_steps": 0}, {"inner_lr": 0.001}):
+        explorer.set(**move)
+        reference.render(explorer.last_data)
+        windows.add(explorer.draw.window)
+        np.testing.assert_array_equal(np.asarray(explorer.draw.canvas.buffer_rgba()),
+                                      np.asarray(reference.canvas.buffer_rgba()))
+    assert len(windows) >= 2 and len(explorer.draw._regions) == len(windows)

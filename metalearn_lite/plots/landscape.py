@@ -54,7 +54,7 @@ def plot_meta_landscape(ax, view) -> None:
 
 def landscape_title(view) -> str:
     """The landscape panel's title: the inner-loop settings and the spectral radius they give."""
-    return (rf"Meta-loss, $\alpha$ = {view.inner_lr:.3g}, {view.inner_steps} inner step(s)"
+    return (f"Meta-loss, α = {view.inner_lr:.3g}, {view.inner_steps} inner step(s)"
             f"\ninner-step factor max |1 − αλ| (spectral radius): {view.spectral_radius:.2f}")
 
 
@@ -137,7 +137,10 @@ class ObjectiveExplorerFigure(LiveFigure):
         self.left_badge, self.right_badge = self.left.texts[-1], self.right.texts[-1]
         # the colour bar, the adaptation panel's y axis and its legend too: they follow the settings (scale,
         # decades, "(diverged)" labels), and redrawing a few labels costs less than a full redraw of the figure
-        self.dynamic(self.image, self.colorbar.ax, self.optima, *self.markers.values(), self.right.yaxis,
+        # the colour bar changes only with the colour scale (a half-decade window): drawn once per window, pasted
+        self.dynamic(self.image)
+        self.dynamic_pasted(self.colorbar.ax, key=lambda: self.window)
+        self.dynamic(self.optima, *self.markers.values(), self.right.yaxis,
                      *self.curves.values(), self.step_line, self.legend, self.left.title, self.left_badge,
                      self.right_badge)
 
