@@ -89,8 +89,8 @@ def _layer(child: nn.Module, path: str, params: Params, n_tasks: int):
         return lambda h: F.conv2d(h, w, b, stride=child.stride, padding=child.padding, groups=n_tasks)
     if isinstance(child, nn.ReLU):
         return F.relu
-    if isinstance(child, nn.MaxPool2d):
-        return lambda h: F.max_pool2d(h, child.kernel_size, child.stride)
+    if isinstance(child, nn.MaxPool2d):   # per channel: the task-stacked channels pool as they are
+        return child
     if isinstance(child, nn.Flatten):
         return lambda h: h.reshape(h.shape[0], n_tasks, -1).transpose(0, 1)
     if isinstance(child, nn.Linear):

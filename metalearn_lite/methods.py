@@ -95,7 +95,7 @@ def accuracy_curves(learner, batch, inner_lr: Optional[float] = None, inner_step
     inner_lr = learner.inner_lr if inner_lr is None else inner_lr
     inner_steps = learner.inner_steps if inner_steps is None else require_int("inner_steps", inner_steps, minimum=0)
     n_way = protonet.n_way_of(batch)
-    params = few_shot.fit_head(parameters_of(learner.model), n_way, zero_head)
+    params = starting_params(learner, batch, zero_head)
     model = learner.model
     if isinstance(learner, anil.ANIL):
         curves = anil.adapt(model, params, batch, inner_lr, inner_steps, "cross_entropy", learner.head)
@@ -106,6 +106,17 @@ def accuracy_curves(learner, batch, inner_lr: Optional[float] = None, inner_step
         curve = few_shot.adapt_tasks(model, params, batch, inner_lr, inner_steps, record_curve=record_curve)
         return curve.query_accuracies if record_curve else curve.query_accuracies[:, -1:]
     return curves.query_accuracies
+
+
+def starting_params(learner, batch, zero_head: bool = True) -> dict:
+    """The initialisation a learner adapts from on ``batch``: its weights, with a zero head sized for the batch's
+    classes (``zero_head``) or its trained head."""
+    return few_shot.fit_head(parameters_of(learner.model), protonet.n_way_of(batch), zero_head)
+
+
+def fine_tunes_every_weight(learner) -> bool:
+    """MAML, FOMAML and Reptile: plain SGD on every weight (``few_shot.adaptation_steps``) at test time."""
+    return not isinstance(learner, (anil.ANIL, meta_sgd.MetaSGD, protonet.ProtoNet))
 
 
 def challenge_result(learner, runs: Sequence[ChallengeRun], inner_lr: Optional[float] = None,
@@ -178,12 +189,14 @@ def comparison_data(learners: dict, chosen, episode: int, inner_lr: float, inner
 
         def curve_of(name):
             learner, zero_head = learners[name]
-            return accuracy_curves(learner, batch, inner_lr, inner_steps, zero_head).mean(dim=0).numpy()
+            return extended_curve(cache.get(keys[name]), learner, batch, inner_lr, inner_steps, zero_head)
         for name, curve in zip(missing, map_side_by_side(curve_of, missing, workers)):
+            cache.pop(keys[name], None)   # re-inserted last: the cache's order is from least to most recent
             cache[keys[name]] = curve
+            keep_latest_adaptations(cache, name)
     curves = {}
     for name in chosen:
-        cached = cache[keys[name]]
+        cached = cache[keys[name]].values
         if len(cached) < inner_steps + 1:   # ProtoNet: the same accuracy at every step
             cached = np.full(inner_steps + 1, cached[-1])
         curves[name] = cached[:inner_steps + 1]
@@ -191,9 +204,49 @@ def comparison_data(learners: dict, chosen, episode: int, inner_lr: float, inner
             "inner_lr": inner_lr, "episode": episode, "episodes": episodes}
 
 
-def needs_adaptation(cached, learner, inner_steps: int) -> bool:
+ADAPTATIONS_KEPT = 4
+"""Adaptations kept alive per method in the explorer's cache (each holds its episodes' adapted weights, about
+0.5 MB an episode for Conv4-48): a student going back to a recent setting and adding steps only pays for the new
+steps."""
+
+
+def keep_latest_adaptations(cache: dict, name: str, kept: int = ADAPTATIONS_KEPT) -> None:
+    """Let go of the adapted weights of all but ``name``'s ``kept`` most recent settings (their curves stay)."""
+    alive = [curve for key, curve in cache.items() if key[0] == name and curve.steps is not None]
+    for curve in alive[:-kept]:
+        curve.steps = None
+
+
+class CurveSoFar:
+    """A method's explorer curve for one setting: ``values``, the mean query accuracy after 0, 1, ... steps; and,
+    for a method that fine-tunes every weight, ``steps``: its ``few_shot.adaptation_steps``, which continue from
+    the last step when more are asked for (None: more steps mean adapting again from the start)."""
+
+    def __init__(self, values, steps=None):
+        self.values, self.steps = values, steps
+
+
+def extended_curve(cached: Optional[CurveSoFar], learner, batch, inner_lr: float, inner_steps: int,
+                   zero_head: bool = True) -> CurveSoFar:
+    """The curve to ``inner_steps`` steps: ``cached`` continued where its adaptation stopped, else adapted anew
+    (``accuracy_curves``; MAML, FOMAML and Reptile through ``few_shot.adaptation_steps``, kept to continue)."""
+    import numpy as np
+
+    def mean_accuracy(state) -> float:
+        return state.query_accuracies.mean().item()
+
+    if cached is not None and cached.steps is not None:
+        more = [mean_accuracy(next(cached.steps)) for _ in range(inner_steps + 1 - len(cached.values))]
+        return CurveSoFar(np.concatenate([cached.values, np.asarray(more, dtype=cached.values.dtype)]), cached.steps)
+    if fine_tunes_every_weight(learner):
+        steps = few_shot.adaptation_steps(learner.model, starting_params(learner, batch, zero_head), batch, inner_lr)
+        return CurveSoFar(np.asarray([mean_accuracy(next(steps)) for _ in range(inner_steps + 1)], np.float32), steps)
+    return CurveSoFar(accuracy_curves(learner, batch, inner_lr, inner_steps, zero_head).mean(dim=0).numpy())
+
+
+def needs_adaptation(cached: Optional[CurveSoFar], learner, inner_steps: int) -> bool:
     """True when the cache has no curve for this setting, or a shorter one (ProtoNet's flat line is never short)."""
-    return cached is None or (len(cached) < inner_steps + 1 and not isinstance(learner, protonet.ProtoNet))
+    return cached is None or (len(cached.values) < inner_steps + 1 and not isinstance(learner, protonet.ProtoNet))
 
 
 def map_side_by_side(function, items: list, workers: Optional[int] = None) -> list:

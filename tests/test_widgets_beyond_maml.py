@@ -45,10 +45,19 @@ def test_last_point_of_a_curve_is_the_methods_accuracy(learners, characters):
         assert torch.allclose(curve[:, -1], final), name
 
 
+def count_adaptations(monkeypatch) -> list:
+    """Record every adaptation comparison_data asks for: (learner type, continued from a cached one?)."""
+    calls, original = [], methods.extended_curve
+
+    def counted(cached, learner, *args, **kwargs):
+        calls.append((type(learner).__name__, cached is not None and cached.steps is not None))
+        return original(cached, learner, *args, **kwargs)
+    monkeypatch.setattr(methods, "extended_curve", counted)
+    return calls
+
+
 def test_a_cached_method_is_not_adapted_again(learners, characters, monkeypatch):
-    cache, calls = {}, []
-    original = methods.accuracy_curves
-    monkeypatch.setattr(methods, "accuracy_curves", lambda *a, **k: calls.append(1) or original(*a, **k))
+    cache, calls = {}, count_adaptations(monkeypatch)
     for chosen in (["maml"], ["maml", "protonet"]):
         methods.comparison_data(learners, chosen, 0, 0.4, 2, characters, cache=cache)
     assert len(calls) == 2   # maml once, protonet once
@@ -66,10 +75,7 @@ def test_explorer_redraws_for_the_chosen_methods(learners, characters):
 
 
 def test_fewer_steps_and_a_new_inner_lr_reuse_what_does_not_change(learners, characters, monkeypatch):
-    cache, calls = {}, []
-    original = methods.accuracy_curves
-    monkeypatch.setattr(methods, "accuracy_curves", lambda learner, *a, **k: calls.append(type(learner).__name__)
-                        or original(learner, *a, **k))
+    cache, calls = {}, count_adaptations(monkeypatch)
     long = methods.comparison_data(learners, list(learners), 0, 0.4, 4, characters, cache=cache)
     calls.clear()
     short = methods.comparison_data(learners, list(learners), 0, 0.4, 2, characters, cache=cache)
@@ -80,10 +86,30 @@ def test_fewer_steps_and_a_new_inner_lr_reuse_what_does_not_change(learners, cha
     np.testing.assert_allclose(short["curves"]["maml"], fresh["curves"]["maml"], atol=1e-6)
     calls.clear()
     methods.comparison_data(learners, list(learners), 0, 0.1, 6, characters, cache=cache)
-    assert sorted(calls) == ["ANIL", "MAML", "MetaSGD"]   # Meta-SGD: more steps; ProtoNet: nothing to adapt
+    # Meta-SGD: more steps (adapted again); ProtoNet: nothing to adapt
+    assert sorted(calls) == [("ANIL", False), ("MAML", False), ("MetaSGD", False)]
     calls.clear()
     methods.comparison_data(learners, list(learners), 0, 0.2, 6, characters, cache=cache)
-    assert sorted(calls) == ["ANIL", "MAML"]   # a new inner lr: Meta-SGD's rates are learned
+    assert sorted(calls) == [("ANIL", False), ("MAML", False)]   # a new inner lr: Meta-SGD's rates are learned
+
+
+def test_more_steps_continue_the_adaptation_where_it_stopped(learners, characters, monkeypatch):
+    # what a student's "more steps" costs: only the new steps, for the methods that fine-tune every weight
+    cache, calls = {}, count_adaptations(monkeypatch)
+    methods.comparison_data(learners, ["maml"], 1, 0.4, 2, characters, cache=cache, episodes=2)
+    steps_taken = []
+    original = methods.few_shot.maml.inner_update
+    monkeypatch.setattr(methods.few_shot.maml, "inner_update",
+                        lambda *a, **k: steps_taken.append(1) or original(*a, **k))
+    continued = methods.comparison_data(learners, ["maml"], 1, 0.4, 5, characters, cache=cache, episodes=2)
+    assert calls[-1] == ("MAML", True) and len(steps_taken) == 3   # steps 3, 4, 5 (and the update after 5)
+    fresh = methods.comparison_data(learners, ["maml"], 1, 0.4, 5, characters, episodes=2)
+    np.testing.assert_allclose(continued["curves"]["maml"], fresh["curves"]["maml"], atol=1e-6)
+    # only the most recent settings keep their adaptation alive (memory): older curves stay, their weights go
+    for inner_lr in (0.2, 0.3, 0.5, 0.6):
+        methods.comparison_data(learners, ["maml"], 1, inner_lr, 2, characters, cache=cache, episodes=2)
+    alive = [key[-1] for key, curve in cache.items() if curve.steps is not None]
+    assert alive == [0.2, 0.3, 0.5, 0.6] and len(cache) == 5   # 0.4, the oldest of five, keeps its curve only
 
 
 def test_the_live_figure_shows_the_chosen_methods_only(learners, characters):

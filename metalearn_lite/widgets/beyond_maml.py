@@ -5,9 +5,10 @@ steps. The computation is ``methods.comparison_data`` (tested without ipywidgets
 explorer's life), the figure ``plots.methods.MethodComparisonFigure`` (one persistent figure, updated in place);
 this module only wires the controls to them. At first it shows four methods, one per question of notebook 6
 (MAML; ANIL: does the body's inner loop matter?; Meta-SGD: can the step size be learned?; ProtoNet: no inner loop):
-fewer methods, less adaptation per move. The methods a move needs adapt side by side, one per core. Measured on a
-2-core CPU (``benchmarks/methods_explorer_latency.py``, 24 moves, one torch thread): these four, median 14 ms, slowest
-move 257 ms; all seven, median 32 ms, slowest 857 ms (a new setting for five fully fine-tuned methods).
+fewer methods, less adaptation per move. The methods a move needs adapt side by side, one per core; more steps
+continue a recent adaptation where it stopped. Measured on a 2-core CPU (``benchmarks/methods_explorer_latency.py``,
+24 moves, one torch thread, image at 2x): these four, median 22 ms, slowest move 314 ms; all seven, median 39 ms,
+slowest 473 ms (more steps, or a new setting, for five fully fine-tuned methods).
 """
 
 from __future__ import annotations
