@@ -37,7 +37,9 @@ Deviations from the paper, on purpose:
 - The shipped MAML policy (README, Checkpoints) was trained with ``estimator="no_pre_update"`` and inner step 0.5
   (the authors' script's value; the paper's text says 0.1): in 700-800 Adam steps the unbiased ``"dice"`` estimator
   learned far less (its pre-update score term multiplies a sum of 2,000 score terms by a return difference between
-  goals, a high-variance product), and 0.1 barely adapted in the steps we could afford.
+  goals, a high-variance product), and 0.1 barely adapted in the steps we could afford. Its Adam rate for the
+  policy's log std is 1e-2, ten times the mean network's: at one rate the spread stayed near its initial value
+  (``experiments.navigation.make_optimizer``; docs/navigation-training.md).
 
 Baselines of the lesson: ``pretrain_step`` trains a policy by ordinary policy gradient (Adam) on goals sampled fresh
 every step (the paper's "pretrained on all goals"); ``random_policy`` is a freshly initialised one.
