@@ -94,9 +94,9 @@ class ObjectiveExplorerFigure(LiveFigure):
     map's look, but an artist whose pixels can be replaced), the task optima and the three starts; right: the mean
     query loss after each inner step from each start (log scale in whole decades; the dotted line marks the steps
     the objective scores). The colour scale moves in half decades (``level_window``). The axes frames, the x axes and
-    the left legend are the cached background, which therefore never changes; the landscape, its colour bar,
-    markers, the right panel's y axis (its decades follow the curves), curves, right legend, titles and "diverged"
-    badges are redrawn on every move.
+    the left legend are the cached background, which therefore never changes; the colour bar is drawn once per
+    colour scale and pasted after that; the landscape, markers, the right panel's y axis (its decades follow the
+    curves), curves, right legend, titles and "diverged" badges are redrawn on every move.
     """
 
     figsize = (11, 4.2)

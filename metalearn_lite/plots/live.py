@@ -84,7 +84,9 @@ class LiveFigure(ABC):
 
     Rendering: the static part (everything not dynamic) is drawn once per ``background_key()`` and kept as a pixel
     buffer (the last ``max_backgrounds`` keys); each render restores it and draws only the dynamic artists.
-    A subclass that marks nothing dynamic is simply drawn in full every time.
+    A subclass that marks nothing dynamic is simply drawn in full every time. A dynamic artist alone in its own
+    area whose pixels depend on a few values (a colour bar and its scale) can be ``dynamic_pasted``: drawn once per
+    value, then pasted from a pixel copy.
     """
 
     figsize = (8.0, 3.5)
@@ -135,6 +137,8 @@ class LiveFigure(ABC):
     def forget(self, *artists) -> None:
         """Stop redrawing ``artists`` (ones an update removed from the figure, e.g. with ``ax.cla()``)."""
         self._dynamic = [artist for artist in self._dynamic if all(artist is not gone for gone in artists)]
+        for gone in artists:
+            self._pasted.pop(id(gone), None)
 
     def background_key(self) -> Hashable:
         """What the cached background depends on: each axes' limits and scales, and the static texts (limits of a
