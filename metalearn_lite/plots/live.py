@@ -100,10 +100,9 @@ class LiveFigure(ABC):
     max_backgrounds = 8
 
     def __init__(self, figsize=None, dpi: Optional[float] = None):
-        if self.pixel_ratio is None:
-            self.pixel_ratio = get_pixel_ratio()
-        self.fig = Figure(figsize=figsize or self.figsize, dpi=dpi or self.css_dpi * self.pixel_ratio)
-        self.pixel_ratio = self.fig.dpi / self.css_dpi
+        ratio = get_pixel_ratio() if self.pixel_ratio is None else self.pixel_ratio
+        self.fig = Figure(figsize=figsize or self.figsize, dpi=dpi or self.css_dpi * ratio)
+        self.pixel_ratio = self.fig.dpi / self.css_dpi   # what it renders at (an explicit dpi wins)
         self.canvas = FigureCanvasAgg(self.fig)
         self._dynamic: list = []
         self._pasted: dict = {}      # id(artist) -> function giving what its pixels depend on
