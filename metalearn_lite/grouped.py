@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .models import Conv4
+from .models import Conv4, pool_before_relu
 
 Params = Dict[str, torch.Tensor]
 
@@ -43,6 +43,7 @@ def grouped_forward(model: nn.Module, params: Params, X: torch.Tensor,
     each query image is classified on its own).
     """
     n_tasks = X.shape[0]
+    model = pool_before_relu(model)   # the same numbers, a quarter of the ReLU work (see there)
     if X.dim() == 3:  # a dense network on (T, N, features): per-task weights are batched matrix products
         return _run(model, "", params, _Activations(X, None), n_tasks).h
     h = _Activations(_stack_tasks(X), None if statistics_from is None else _stack_tasks(statistics_from))

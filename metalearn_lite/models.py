@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import weakref
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
@@ -48,6 +49,43 @@ class Conv4(nn.Module):
 
     def forward(self, x):
         return self.head(self.features(x).flatten(start_dim=1))
+
+
+def pool_before_relu(model: nn.Module) -> nn.Module:
+    """``model`` as the engine runs it: every ReLU that a max-pool directly follows (in an ``nn.Sequential``) is
+    moved after the pool. The same module objects, parameters and names; only the order of those two changes.
+
+    Why: ReLU and max are both monotone, so ``relu(max(window)) == max(relu(window))`` exactly, and the gradients
+    are the same numbers too (both send a window's gradient to its first maximum when that maximum is positive,
+    and nothing otherwise; second derivatives of both are zero). After the pool, ReLU and its backward touch a
+    quarter of the elements: on Conv4's 28 x 28 activations they were a fifth of a meta-step's time. A model
+    without such a pair is returned as it is.
+    """
+    cached = _POOL_FIRST.get(model)
+    if cached is None:
+        cached = _POOL_FIRST[model] = _pool_first(model)
+    return cached
+
+
+_POOL_FIRST: "weakref.WeakKeyDictionary[nn.Module, nn.Module]" = weakref.WeakKeyDictionary()
+
+
+def _pool_first(module: nn.Module) -> nn.Module:
+    names = list(module._modules)
+    reordered = {name: _pool_first(child) if child is not None else None for name, child in module._modules.items()}
+    if isinstance(module, nn.Sequential):   # only a Sequential runs its children in the order they are stored
+        for i in range(len(names) - 1):
+            if type(module._modules[names[i]]) is nn.ReLU and _pools_without_indices(module._modules[names[i + 1]]):
+                names[i], names[i + 1] = names[i + 1], names[i]
+    if names == list(module._modules) and all(reordered[n] is module._modules[n] for n in names):
+        return module
+    shadow = copy.copy(module)   # shares parameters, buffers and every unchanged child with ``module``
+    shadow._modules = {name: reordered[name] for name in names}
+    return shadow
+
+
+def _pools_without_indices(layer: Optional[nn.Module]) -> bool:
+    return isinstance(layer, nn.MaxPool2d) and not layer.return_indices
 
 
 def conv_block(in_channels: int, out_channels: int) -> nn.Sequential:

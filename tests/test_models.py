@@ -2,7 +2,10 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from metalearn_lite.models import MLP, Conv4, LinearModel, MaxPool2d, max_pool_2x2
+from torch import nn
+from torch.func import functional_call
+
+from metalearn_lite.models import MLP, Conv4, LinearModel, MaxPool2d, max_pool_2x2, pool_before_relu
 
 
 def test_mlp_is_the_papers_1_40_40_1():
@@ -73,3 +76,38 @@ def test_conv4_pools_the_fast_way_and_reads_as_before():
     with torch.no_grad():
         fast = model(x)
     assert torch.equal(fast, model(x))   # the no-grad path gives exactly the logits of the gradient path
+
+
+def second_order_grads(model, params, X):
+    """The gradient of a loss and of its gradient's norm (second derivatives), as MAML's meta-gradient needs."""
+    loss = functional_call(model, params, (X,)).pow(2).mean()
+    first = torch.autograd.grad(loss, list(params.values()), create_graph=True)
+    second = torch.autograd.grad(sum(g.pow(2).sum() for g in first), list(params.values()))
+    return [g.detach() for g in first], second
+
+
+def test_pool_before_relu_gives_the_same_outputs_and_derivatives_to_the_bit():
+    torch.manual_seed(0)
+    model = Conv4(n_way=5, hidden_channels=6).double()
+    reordered = pool_before_relu(model)
+    X = torch.randn(6, 1, 28, 28, dtype=torch.float64)
+    X[0] = 0.0   # flat images: ties in every window, and windows whose maximum is exactly zero after batch norm
+    X[1, :, :8] = -5.0
+    params = {name: p.detach().requires_grad_() for name, p in model.named_parameters()}
+    assert torch.equal(functional_call(model, params, (X,)), functional_call(reordered, params, (X,)))
+    for ours, plain in zip(second_order_grads(reordered, params, X), second_order_grads(model, params, X)):
+        assert all(torch.equal(a, b) for a, b in zip(ours, plain))
+
+
+def test_pool_before_relu_only_reorders_the_pair_and_shares_everything_else():
+    model = Conv4(n_way=5, hidden_channels=4)
+    reordered = pool_before_relu(model)
+    assert [type(m).__name__ for m in reordered.features[0]] == ["Conv2d", "BatchNorm2d", "MaxPool2d", "ReLU"]
+    assert [type(m).__name__ for m in model.features[0]] == ["Conv2d", "BatchNorm2d", "ReLU", "MaxPool2d"]
+    assert [n for n, _ in reordered.named_parameters()] == [n for n, _ in model.named_parameters()]
+    assert reordered.head is model.head and reordered.features[0][0] is model.features[0][0]
+    assert pool_before_relu(model) is reordered   # built once per model
+    mlp = MLP()
+    assert pool_before_relu(mlp) is mlp   # nothing to reorder: the model itself
+    with_indices = nn.Sequential(nn.ReLU(), nn.MaxPool2d(2, return_indices=True))
+    assert pool_before_relu(with_indices) is with_indices   # indices of the pre-ReLU maxima may differ
