@@ -3,7 +3,8 @@
 A move = ``methods.comparison_data`` for the chosen methods on one 5-way 1-shot episode (each adapts its own way)
 + a PNG of the figure. Replayed: a session of single-control moves (inner lr, steps, episode, one method added or
 removed), ``--repeats`` moves, median and 90th percentile reported, for two selections: the explorer's first
-choice (MAML, ANIL, Meta-SGD, ProtoNet) and all seven methods. Both paths are timed interleaved, move by move, in
+choice (MAML, ANIL, Meta-SGD, ProtoNet) and all seven methods; then all seven at the slider's end (``LONG_MOVES``:
+15 and 20 steps, each move a new inner lr or episode, the slowest moves there are). Both paths are timed interleaved, move by move, in
 the same run:
   * new: ``widgets.beyond_maml.methods_explorer`` itself (``explorer.set``): its cache (longest curve per method and
     setting; Meta-SGD and ProtoNet do not depend on the inner lr), the persistent ``MethodComparisonFigure``
@@ -42,6 +43,9 @@ from metalearn_lite.widgets.beyond_maml import FIRST_CHOICE, methods_explorer  #
 MOVES = [{"inner_lr": 0.1}, {"inner_lr": 0.4}, {"inner_steps": 10}, {"inner_steps": 5}, {"episode": 2},
          {"chosen_drop": "protonet"}, {"chosen_add": "protonet"}, {"episode": 3}, {"inner_lr": 1.0},
          {"inner_steps": 3}, {"inner_lr": 0.2}, {"episode": 4}]
+LONG_MOVES = [{"inner_steps": 20}, {"inner_lr": 0.3}, {"episode": 5}, {"inner_steps": 15}, {"inner_lr": 0.6},
+              {"episode": 6}]
+"""The explorer's longest adaptations: 15 and 20 steps (the slider's end), a new inner lr or episode each time."""
 
 
 def old_move(learners, characters, state) -> float:
@@ -71,13 +75,13 @@ def apply(move: dict, state: dict) -> None:
             state[key] = value
 
 
-def session(learners, characters, chosen, repeats: int) -> tuple:
+def session(learners, characters, chosen, repeats: int, moves=MOVES) -> tuple:
     state = {"chosen": list(chosen), "episode": 1, "inner_lr": 0.4, "inner_steps": 5}
     explorer = methods_explorer(learners, characters, chosen=state["chosen"], inner_lr=0.4, inner_steps=5,
                                 episode=1)   # the explorer's first view, as the notebook shows it
     new, old = [], []
     for index in range(repeats):
-        apply(MOVES[index % len(MOVES)], state)
+        apply(moves[index % len(moves)], state)
         new.append(new_move(explorer, state))
         old.append(old_move(learners, characters, state))
     return new, old
@@ -101,10 +105,12 @@ def main() -> None:
           f"{args.repeats} moves per selection")
     learners = {run: methods.load_learner(train.shipped_checkpoint(checkpoint_name(run))) for run in RUNS}
     characters = load_omniglot("test")
-    for label, chosen in (("first choice: " + ", ".join(FIRST_CHOICE), FIRST_CHOICE),
-                          ("all seven methods", list(learners))):
+    for label, chosen, moves, repeats in (
+            ("first choice: " + ", ".join(FIRST_CHOICE), FIRST_CHOICE, MOVES, args.repeats),
+            ("all seven methods", list(learners), MOVES, args.repeats),
+            ("all seven methods, 15 and 20 steps", list(learners), LONG_MOVES, len(LONG_MOVES))):
         print(label)
-        new, old = session(learners, characters, chosen, args.repeats)
+        new, old = session(learners, characters, chosen, repeats, moves)
         ratio = report("old (adapt all again, new figure)", old) / report("explorer (cache, live figure)", new)
         print(f"  ratio old / explorer (median): {ratio:.2f}")
 

@@ -94,14 +94,13 @@ def accuracy_curves(learner, batch, inner_lr: Optional[float] = None, inner_step
         return learner.adapt(batch).query_accuracies[:, -1:].expand(-1, steps + 1)
     inner_lr = learner.inner_lr if inner_lr is None else inner_lr
     inner_steps = learner.inner_steps if inner_steps is None else require_int("inner_steps", inner_steps, minimum=0)
-    n_way = protonet.n_way_of(batch)
     params = starting_params(learner, batch, zero_head)
     model = learner.model
     if isinstance(learner, anil.ANIL):
         curves = anil.adapt(model, params, batch, inner_lr, inner_steps, "cross_entropy", learner.head)
     elif isinstance(learner, meta_sgd.MetaSGD):
-        rates = rates_for_n_way(learner.inner_lrs, n_way) if zero_head else learner.inner_lrs
-        curves = meta_sgd.adapt(model, params, rates, batch, inner_steps, "cross_entropy")
+        curves = meta_sgd.adapt(model, params, step_sizes(learner, batch, inner_lr, zero_head), batch, inner_steps,
+                                "cross_entropy")
     else:
         curve = few_shot.adapt_tasks(model, params, batch, inner_lr, inner_steps, record_curve=record_curve)
         return curve.query_accuracies if record_curve else curve.query_accuracies[:, -1:]
@@ -115,8 +114,17 @@ def starting_params(learner, batch, zero_head: bool = True) -> dict:
 
 
 def fine_tunes_every_weight(learner) -> bool:
-    """MAML, FOMAML and Reptile: plain SGD on every weight (``few_shot.adaptation_steps``) at test time."""
-    return not isinstance(learner, (anil.ANIL, meta_sgd.MetaSGD, protonet.ProtoNet))
+    """MAML, FOMAML, Reptile and Meta-SGD: gradient steps on every weight (``few_shot.adaptation_steps``) at test
+    time; Meta-SGD's with its learned rates (``step_sizes``)."""
+    return not isinstance(learner, (anil.ANIL, protonet.ProtoNet))
+
+
+def step_sizes(learner, batch, inner_lr: float, zero_head: bool = True):
+    """The inner step size a learner adapts with on ``batch``: ``inner_lr``, or Meta-SGD's learned rates (their
+    head rates sized for the batch's classes when the head is a zero head)."""
+    if not isinstance(learner, meta_sgd.MetaSGD):
+        return inner_lr
+    return rates_for_n_way(learner.inner_lrs, protonet.n_way_of(batch)) if zero_head else learner.inner_lrs
 
 
 def challenge_result(learner, runs: Sequence[ChallengeRun], inner_lr: Optional[float] = None,
@@ -229,7 +237,8 @@ class CurveSoFar:
 def extended_curve(cached: Optional[CurveSoFar], learner, batch, inner_lr: float, inner_steps: int,
                    zero_head: bool = True) -> CurveSoFar:
     """The curve to ``inner_steps`` steps: ``cached`` continued where its adaptation stopped, else adapted anew
-    (``accuracy_curves``; MAML, FOMAML and Reptile through ``few_shot.adaptation_steps``, kept to continue)."""
+    (``accuracy_curves``; MAML, FOMAML, Reptile and Meta-SGD through ``few_shot.adaptation_steps``, kept to
+    continue)."""
     import numpy as np
 
     def mean_accuracy(state) -> float:
@@ -239,7 +248,8 @@ def extended_curve(cached: Optional[CurveSoFar], learner, batch, inner_lr: float
         more = [mean_accuracy(next(cached.steps)) for _ in range(inner_steps + 1 - len(cached.values))]
         return CurveSoFar(np.concatenate([cached.values, np.asarray(more, dtype=cached.values.dtype)]), cached.steps)
     if fine_tunes_every_weight(learner):
-        steps = few_shot.adaptation_steps(learner.model, starting_params(learner, batch, zero_head), batch, inner_lr)
+        steps = few_shot.adaptation_steps(learner.model, starting_params(learner, batch, zero_head), batch,
+                                          step_sizes(learner, batch, inner_lr, zero_head))
         return CurveSoFar(np.asarray([mean_accuracy(next(steps)) for _ in range(inner_steps + 1)], np.float32), steps)
     return CurveSoFar(accuracy_curves(learner, batch, inner_lr, inner_steps, zero_head).mean(dim=0).numpy())
 

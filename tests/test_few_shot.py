@@ -101,3 +101,42 @@ def test_adapting_fewer_episodes_at_a_time_only_saves_memory(test_split, small_m
     assert estimates[0].mean == estimates[1].mean == estimates[2].mean   # a progress bar changes nothing either
     with pytest.raises(ValueError, match="adapt_chunk must be an integer >= 1, got 0"):
         evaluate_episodes(model, params, EpisodeSampler(test_split, 5, 1, 3, 1, seed=3), 12, adapt_chunk=0)
+
+
+def test_learned_rates_adapt_as_meta_sgd_does(test_split, small_model):
+    from itertools import islice
+
+    from metalearn_lite import meta_sgd
+    from metalearn_lite.few_shot import adaptation_steps
+    model, params = small_model
+    batch = EpisodeSampler(test_split, 5, 1, 3, meta_batch_size=2, seed=6).sample()
+    torch.manual_seed(1)
+    rates = {name: 0.2 + 0.3 * torch.rand_like(p) for name, p in params.items()}   # a different rate per weight
+    states = list(islice(adaptation_steps(model, params, batch, rates), 4))
+    reference = meta_sgd.adapt(model, params, rates, batch, 3, "cross_entropy")
+    torch.testing.assert_close(torch.stack([s.support_losses for s in states], 1), reference.support_losses,
+                               atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(torch.stack([s.query_accuracies for s in states], 1), reference.query_accuracies)
+    uniform = {name: torch.full_like(p, 0.3) for name, p in params.items()}   # one rate everywhere: plain SGD
+    for a, b in zip(islice(adaptation_steps(model, params, batch, uniform), 3),
+                    islice(adaptation_steps(model, params, batch, 0.3), 3)):
+        assert all(torch.equal(a.params[name], b.params[name]) for name in params)
+    with pytest.raises(ValueError, match=r"inner_lrs\['head.bias'\] must be a floating tensor"):
+        adaptation_steps(model, params, batch, {**rates, "head.bias": torch.ones(3)})
+
+
+def test_a_test_time_step_on_autograd_leaves_is_the_engines_step(test_split, small_model):
+    from metalearn_lite import maml
+    from metalearn_lite.few_shot import first_order_step, stacked_forward, task_copies
+    model, params = small_model
+    batch = EpisodeSampler(test_split, 5, 1, 3, meta_batch_size=2, seed=7).sample()
+    stacked = task_copies(params, 2)
+    ours, losses = first_order_step(model, stacked, batch.support, 0.4)
+    engine, engine_losses = maml.inner_update(model, stacked, batch.support, 0.4, "cross_entropy", True,
+                                              stacked_forward(model))   # detached: through torch.func.grad
+    for name in params:
+        torch.testing.assert_close(ours[name], engine[name], atol=1e-6, rtol=1e-5)
+        assert not ours[name].requires_grad and ours[name].grad_fn is None   # nothing kept alive between steps
+    torch.testing.assert_close(losses, engine_losses)
+    with torch.no_grad():   # an evaluation under no_grad still takes its steps
+        assert torch.equal(first_order_step(model, stacked, batch.support, 0.4)[0]["head.bias"], ours["head.bias"])

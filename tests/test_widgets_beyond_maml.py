@@ -86,8 +86,8 @@ def test_fewer_steps_and_a_new_inner_lr_reuse_what_does_not_change(learners, cha
     np.testing.assert_allclose(short["curves"]["maml"], fresh["curves"]["maml"], atol=1e-6)
     calls.clear()
     methods.comparison_data(learners, list(learners), 0, 0.1, 6, characters, cache=cache)
-    # Meta-SGD: more steps (adapted again); ProtoNet: nothing to adapt
-    assert sorted(calls) == [("ANIL", False), ("MAML", False), ("MetaSGD", False)]
+    # Meta-SGD: more steps, continued from its cached adaptation; ProtoNet: nothing to adapt
+    assert sorted(calls) == [("ANIL", False), ("MAML", False), ("MetaSGD", True)]
     calls.clear()
     methods.comparison_data(learners, list(learners), 0, 0.2, 6, characters, cache=cache)
     assert sorted(calls) == [("ANIL", False), ("MAML", False)]   # a new inner lr: Meta-SGD's rates are learned
@@ -132,3 +132,17 @@ def test_methods_adapted_side_by_side_give_the_numbers_of_one_at_a_time(learners
 def test_side_by_side_keeps_the_order_of_the_items():
     assert methods.map_side_by_side(lambda x: x * x, [3, 1, 2], workers=2) == [9, 1, 4]
     assert methods.map_side_by_side(lambda x: x, [], workers=4) == []
+
+
+def test_the_explorers_meta_sgd_curve_is_its_adaptation_with_the_learned_rates(learners, characters):
+    learner, zero_head = learners["meta_sgd"]
+    saved = {name: rate.clone() for name, rate in learner.inner_lrs.items()}
+    torch.manual_seed(2)
+    learner.load_inner_lrs({name: 0.2 + 0.4 * torch.rand_like(rate) for name, rate in saved.items()})
+    try:
+        data = methods.comparison_data(learners, ["meta_sgd"], 4, 0.4, 3, characters, episodes=2)
+        batch = EpisodeSampler(characters, 5, 1, 5, meta_batch_size=2, seed=4).sample()
+        reference = methods.accuracy_curves(learner, batch, None, 3, zero_head).mean(dim=0)
+        np.testing.assert_allclose(data["curves"]["meta_sgd"], reference.numpy(), atol=1e-6)
+    finally:
+        learner.load_inner_lrs(saved)
