@@ -106,7 +106,8 @@ def test_pool_before_relu_only_reorders_the_pair_and_shares_everything_else():
     assert [type(m).__name__ for m in model.features[0]] == ["Conv2d", "BatchNorm2d", "ReLU", "MaxPool2d"]
     assert [n for n, _ in reordered.named_parameters()] == [n for n, _ in model.named_parameters()]
     assert reordered.head is model.head and reordered.features[0][0] is model.features[0][0]
-    assert pool_before_relu(model) is reordered   # built once per model
+    model.head = nn.Linear(4, 20)   # a layer replaced later is the one that runs
+    assert pool_before_relu(model).head is model.head
     mlp = MLP()
     assert pool_before_relu(mlp) is mlp   # nothing to reorder: the model itself
     with_indices = nn.Sequential(nn.ReLU(), nn.MaxPool2d(2, return_indices=True))
