@@ -250,9 +250,11 @@ def move_slider_and_check_plot(page, notebook_url: str, slider_label: str, deadl
     cell.locator(".jp-OutputArea img").first.wait_for(state="visible", timeout=deadline.left_ms())
     slider.scroll_into_view_if_needed()
     readout = slider.locator(".widget-readout")
-    while not readout.inner_text().strip() and time.monotonic() < deadline.end:  # rendered a moment later
+    before_value = readout.inner_text()
+    while not before_value.strip() and time.monotonic() < deadline.end:  # rendered a moment later
         time.sleep(0.1)
-    before_src, before_value = plot_sources(cell), readout.inner_text()
+        before_value = readout.inner_text()   # kept as read: a second read can race a re-render (seen once in CI)
+    before_src = plot_sources(cell)
     assert before_value.strip(), "the slider shows no value"
     cell.screenshot(path=str(out_dir / f"{prefix}explorer-before.png"))
     page.screenshot(path=str(out_dir / f"{prefix}notebook-after-run-all.png"))
