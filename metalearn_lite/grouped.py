@@ -19,7 +19,6 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .layout import centred, on_cpu_outside_transforms
 from .models import Conv4, pool_before_relu
 
 Params = Dict[str, torch.Tensor]
@@ -88,8 +87,6 @@ def _layer(child: nn.Module, path: str, params: Params, n_tasks: int):
     if isinstance(child, nn.Conv2d):
         weight = params[path + "weight"]
         w, b = weight.reshape(-1, *weight.shape[2:]), params[path + "bias"].reshape(-1)
-        if on_cpu_outside_transforms(w):   # every activation after this convolution follows (layout.py)
-            w = w.to(memory_format=torch.channels_last)
         return lambda h: F.conv2d(h, w, b, stride=child.stride, padding=child.padding, groups=n_tasks)
     if isinstance(child, nn.ReLU):
         return F.relu
@@ -105,10 +102,10 @@ def _layer(child: nn.Module, path: str, params: Params, n_tasks: int):
 def _batch_norm(h: _Activations, gamma: torch.Tensor, beta: torch.Tensor, eps: float) -> _Activations:
     """Batch norm with batch statistics: of ``h`` itself, or of its reference batch when there is one."""
     if h.reference is None:
-        return _Activations(F.batch_norm(centred(h.h), None, None, gamma, beta, training=True, eps=eps), None)
+        return _Activations(F.batch_norm(h.h, None, None, gamma, beta, training=True, eps=eps), None)
     var, mean = torch.var_mean(h.reference, dim=(0, 2, 3), unbiased=False)
     return _Activations(F.batch_norm(h.h, mean, var, gamma, beta, training=False, eps=eps),
-                        F.batch_norm(centred(h.reference), None, None, gamma, beta, training=True, eps=eps))
+                        F.batch_norm(h.reference, None, None, gamma, beta, training=True, eps=eps))
 
 
 def _linear(weight: torch.Tensor, bias: torch.Tensor, h: torch.Tensor) -> torch.Tensor:

@@ -6,12 +6,11 @@ PyTorch stores an image batch ``(N, C, H, W)`` channel by channel ("NCHW"). Stor
 and backward pass of Conv4-64 on 75 images 101 -> 64 ms). The layout is a storage order only: every tensor keeps
 its shape and values, and the network computes the same function. With its weights stored channels-last, a
 convolution returns that layout, and every later layer keeps it, so the engine converts the weights and nothing
-else: ``maml.model_forward`` (``channels_last``) and ``grouped.grouped_forward`` do, on a CPU.
+else (``channels_last``).
 
-The fix: PyTorch's channels-last batch norm accumulates its float32 statistics less accurately than the standard
-layout's (measured on 75 x 64 x 28 x 28 values of mean 2 and spread 0.3: outputs 3.7e-5 from float64, against
-8.6e-7). With activations whose mean is large against their spread, that cost accuracy: Conv4's float32
-meta-gradient (W2 of the peer benchmark) was 30 times further from its float64 value (1.5e-4 against 4.8e-6). Batch norm
+The fix: PyTorch's channels-last batch norm sums each channel's values one after another in float32, where the
+standard layout sums pairwise. With activations whose mean is large against their spread, that cost accuracy:
+Conv4's float32 meta-gradient was 30 times further from its float64 value (1.5e-4 against 4.8e-6). Batch norm
 does not change when a constant is subtracted from a channel, so ``centred_batch_norm`` subtracts one first, the
 first example's channel mean (no gradient flows into it; the outputs and gradients are the same functions), and
 the sums then run over values near zero: the error is back to 5.2e-6.
@@ -29,15 +28,9 @@ Params = Dict[str, torch.Tensor]
 
 
 def channels_last_pays(params: Params, X: torch.Tensor) -> bool:
-    """True for images fed to a network with convolution weights, where the layout pays
-    (``on_cpu_outside_transforms``)."""
-    return X.dim() == 4 and on_cpu_outside_transforms(X) and any(p.dim() == 4 for p in params.values())
-
-
-def on_cpu_outside_transforms(x: torch.Tensor) -> bool:
-    """True for an ordinary CPU tensor: on a GPU cuDNN chooses layouts of its own, and inside ``torch.func``
-    transforms (``vmap``, ``grad``) the storage order of what they wrap is hidden."""
-    return x.device.type == "cpu" and _outside_transforms(x)
+    """True for images on a CPU fed to a network with convolution weights, outside ``torch.func`` transforms
+    (``vmap`` hides the storage order of what it batches). On a GPU cuDNN chooses layouts of its own."""
+    return X.dim() == 4 and X.device.type == "cpu" and _outside_transforms(X) and any(p.dim() == 4 for p in params.values())
 
 
 def channels_last(params: Params) -> Params:
@@ -52,18 +45,12 @@ class CentredBatchNorm2d(nn.BatchNorm2d):
     example's mean of each channel (see the module docstring). Other inputs run as in ``nn.BatchNorm2d``."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(centred(x))
+        if is_channels_last(x):
+            x = x - x[:1].detach().mean(dim=(0, 2, 3), keepdim=True)
+        return super().forward(x)
 
     def _get_name(self):
         return "BatchNorm2d"
-
-
-def centred(x: torch.Tensor) -> torch.Tensor:
-    """Batch norm's input ``x`` less the first example's mean of each channel, when ``x`` is stored channels-last
-    (see the module docstring); any other ``x`` as it is. No gradient flows into the subtracted means."""
-    if is_channels_last(x):
-        return x - x[:1].detach().mean(dim=(0, 2, 3), keepdim=True)
-    return x
 
 
 def is_channels_last(x: torch.Tensor) -> bool:

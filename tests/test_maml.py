@@ -300,27 +300,3 @@ def test_centred_batch_norm_is_batch_norm_and_leaves_running_statistics_alone():
     for a, b in zip([plain(x)] + list(torch.autograd.grad(plain(x).pow(3).sum(), x)),
                     [centred(x)] + list(torch.autograd.grad(centred(x).pow(3).sum(), x))):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
-
-
-def test_grouped_tasks_run_channels_last_too_with_each_tasks_own_values():
-    from torch.func import functional_call
-    from metalearn_lite import grouped
-    from metalearn_lite.models import Conv4
-    torch.manual_seed(0)
-    model = Conv4(n_way=5, hidden_channels=6).double()
-    X = torch.randn(2, 7, 1, 28, 28, dtype=torch.float64) + 2
-    stacked = {name: torch.stack([p.detach(), p.detach() * 1.1]) for name, p in model.named_parameters()}
-    layouts, batch_norm = [], grouped.F.batch_norm
-
-    def spy(x, *args, **kwargs):
-        layouts.append(x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous())
-        return batch_norm(x, *args, **kwargs)
-    grouped.F.batch_norm = spy
-    try:
-        out = grouped.grouped_forward(model, stacked, X)
-    finally:
-        grouped.F.batch_norm = batch_norm
-    assert layouts == [True] * 4
-    for t in range(2):
-        plain = functional_call(model, {name: p[t] for name, p in stacked.items()}, (X[t],))
-        torch.testing.assert_close(out[t], plain, rtol=1e-10, atol=1e-10)
