@@ -30,7 +30,6 @@ from torch.func import functional_call, grad, vmap
 from . import batching
 from .batch_checks import check_batch, check_graph_memory, check_inner_loop, check_task_batch, warn_if_not_finite
 from .losses import check_loss_name, task_accuracies, task_losses
-from .layout import centred_batch_norm, channels_last, channels_last_pays
 from .models import pool_before_relu
 from .tasks import Split, TaskBatch
 from .validation import require_finite, require_params
@@ -72,16 +71,10 @@ def parameters_of(model: nn.Module) -> Params:
 
 
 def model_forward(model: nn.Module) -> Forward:
-    """The plain forward pass of ``model`` for one task: ``functional_call`` with the given parameters, run the
-    fast way on a CPU with the same numbers: each ReLU-then-max-pool as max-pool-then-ReLU
-    (``models.pool_before_relu``), and a conv net's images channels-last (``layout``)."""
-    runnable = centred_batch_norm(pool_before_relu(model))
-
-    def forward(params: Params, X: torch.Tensor) -> torch.Tensor:
-        if channels_last_pays(params, X):
-            params = channels_last(params)
-        return functional_call(runnable, params, (X,))
-    return forward
+    """The plain forward pass of ``model`` for one task: ``functional_call`` with the given parameters (of the
+    model with each ReLU-then-max-pool run as max-pool-then-ReLU: the same numbers, ``models.pool_before_relu``)."""
+    runnable = pool_before_relu(model)
+    return lambda params, X: functional_call(runnable, params, (X,))
 
 
 def loss_on(model: nn.Module, params: Params, data: Split, loss: str = "mse") -> torch.Tensor:
