@@ -60,12 +60,17 @@ def pool_before_relu(model: nn.Module) -> nn.Module:
     and nothing otherwise; second derivatives of both are zero). After the pool, ReLU and its backward touch a
     quarter of the elements: on Conv4's 28 x 28 activations they were a fifth of a meta-step's time. A model
     without such a pair is returned as it is. Built anew on every call (57 us for Conv4), so that a layer the
-    user replaces later is never run from a stale copy.
+    user replaces later is never run from a stale copy. A plain ``nn.MaxPool2d`` runs as ``MaxPool2d`` (2x2
+    windows the fast way, ``max_pool_2x2``; the same values and gradients).
     """
     return _pool_first(model)
 
 
 def _pool_first(module: nn.Module) -> nn.Module:
+    if type(module) is nn.MaxPool2d and _pools_2x2(module):   # runs as this file's (max_pool_2x2: the same numbers)
+        shadow = copy.copy(module)
+        shadow.__class__ = MaxPool2d
+        return shadow
     names = list(module._modules)
     reordered = {name: _pool_first(child) if child is not None else None for name, child in module._modules.items()}
     if isinstance(module, nn.Sequential):   # only a Sequential runs its children in the order they are stored
@@ -94,30 +99,64 @@ def conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
 
 
 def max_pool_2x2(h: torch.Tensor) -> torch.Tensor:
-    """``F.max_pool2d(h, 2)``, the same values; without gradients, as the maximum of four strided views.
+    """``F.max_pool2d(h, 2)``: the same values, and with gradients the same gradients, computed the fast way.
 
-    Why: on a CPU, ``max_pool2d`` also records where each maximum was, and on Conv4's activations that made it the
-    slowest op of a forward pass (4.5 ms for 25 x 48 x 28 x 28 against 0.6 ms this way, one thread), more than the
-    convolutions. Query evaluation runs without gradients. With gradients ``max_pool2d`` stays: its backward sends
-    a tie's gradient to one input, ``torch.maximum``'s splits it, and it is the faster backward."""
-    if torch.is_grad_enabled():
-        return F.max_pool2d(h, 2, 2)
-    h = h[..., :h.shape[-2] // 2 * 2, :h.shape[-1] // 2 * 2]   # floor mode: an odd last row/column is dropped
-    return torch.maximum(torch.maximum(h[..., 0::2, 0::2], h[..., 1::2, 0::2]),
-                         torch.maximum(h[..., 0::2, 1::2], h[..., 1::2, 1::2]))
+    Why: on a CPU, ``max_pool2d`` on the standard (channel by channel) layout runs one window at a time, and on
+    Conv4's activations it was the slowest op of a forward pass (4.5 ms for 25 x 48 x 28 x 28, 20 ms for
+    75 x 64 x 28 x 28, one thread), more than the convolutions. Without gradients the maximum of four strided views
+    gives the values (0.6 ms for the first). With gradients, on a CPU outside ``torch.func`` transforms,
+    ``MaxPoolWithIndices`` runs; elsewhere ``max_pool2d`` itself. (``torch.maximum``'s backward would split a tie's
+    gradient between its inputs; ``max_pool2d``'s sends it to one.)"""
+    if not torch.is_grad_enabled():
+        h = h[..., :h.shape[-2] // 2 * 2, :h.shape[-1] // 2 * 2]   # floor mode: an odd last row/column is dropped
+        return torch.maximum(torch.maximum(h[..., 0::2, 0::2], h[..., 1::2, 0::2]),
+                             torch.maximum(h[..., 0::2, 1::2], h[..., 1::2, 1::2]))
+    if h.dim() == 4 and h.device.type == "cpu" and not _wrapped_by_transform(h):
+        return MaxPoolWithIndices.apply(h)
+    return F.max_pool2d(h, 2, 2)
+
+
+def _wrapped_by_transform(h: torch.Tensor) -> bool:
+    wrapped = getattr(torch._C._functorch, "is_functorch_wrapped_tensor", None)
+    return wrapped is None or wrapped(h)
+
+
+class MaxPoolWithIndices(torch.autograd.Function):
+    """``F.max_pool2d(h, 2)`` of a CPU batch ``(N, C, H, W)``, its values and its gradients to the bit.
+
+    The forward pass finds each window's maximum and where it is on a channels-last copy of ``h`` (the values of one
+    pixel side by side: vectorised, 20 -> about 8 ms with the copy for 75 x 64 x 28 x 28). The places are numbered
+    within each channel's plane, whatever the layout, so the backward pass is ``max_pool2d``'s own on the standard
+    layout, from those places (and double backward is that op's: MAML's second order works through it)."""
+
+    @staticmethod
+    def forward(ctx, h):
+        pooled, places = F.max_pool2d(h.contiguous(memory_format=torch.channels_last), 2, 2, return_indices=True)
+        ctx.save_for_backward(h)
+        ctx.places = places.contiguous()
+        return pooled.contiguous()
+
+    @staticmethod
+    def backward(ctx, grad):
+        (h,) = ctx.saved_tensors
+        return torch.ops.aten.max_pool2d_with_indices_backward(grad, h, [2, 2], [2, 2], [0, 0], [1, 1], False,
+                                                               ctx.places)
 
 
 class MaxPool2d(nn.MaxPool2d):
     """``nn.MaxPool2d`` (the same layer, the same repr and state), whose 2x2 case runs ``max_pool_2x2``."""
 
     def forward(self, x):
-        if self.kernel_size in (2, (2, 2)) and self.stride in (2, (2, 2)) and self.padding in (0, (0, 0)) \
-                and self.dilation in (1, (1, 1)) and not self.ceil_mode and not self.return_indices:
-            return max_pool_2x2(x)
-        return super().forward(x)
+        return max_pool_2x2(x) if _pools_2x2(self) else super().forward(x)
 
     def _get_name(self):
         return "MaxPool2d"
+
+
+def _pools_2x2(pool: nn.MaxPool2d) -> bool:
+    """True for the 2x2, stride-2 pool without padding, dilation, ceil mode or indices that ``max_pool_2x2`` is."""
+    return pool.kernel_size in (2, (2, 2)) and pool.stride in (2, (2, 2)) and pool.padding in (0, (0, 0)) \
+        and pool.dilation in (1, (1, 1)) and not pool.ceil_mode and not pool.return_indices
 
 
 class LinearModel(nn.Module):

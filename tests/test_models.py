@@ -58,12 +58,51 @@ def test_the_fast_max_pool_gives_max_pool2d_values(shape):
     torch.testing.assert_close(fast, F.max_pool2d(h, 2), rtol=0, atol=0, equal_nan=True)
 
 
-def test_with_gradients_the_fast_max_pool_is_max_pool2d_itself():
+def test_with_gradients_the_fast_max_pool_sends_a_ties_gradient_to_one_input():
     # torch.maximum would split a tie's gradient between its inputs; max_pool2d sends it to one
     h = torch.zeros(1, 1, 2, 2, requires_grad=True)
     (gradient,) = torch.autograd.grad(max_pool_2x2(h).sum(), h)
     (reference,) = torch.autograd.grad(F.max_pool2d(h, 2).sum(), h)
     assert torch.equal(gradient, reference) and gradient.sum() == 1 and (gradient > 0).sum() == 1
+
+
+@pytest.mark.parametrize("shape", [(3, 4, 28, 28), (3, 4, 7, 7), (2, 5, 3, 3), (1, 2, 2, 5), (75, 8, 14, 14)])
+def test_with_gradients_the_fast_max_pool_gives_max_pool2d_derivatives_to_the_bit(shape):
+    torch.manual_seed(0)
+    h = torch.relu(torch.randn(shape, dtype=torch.float64))   # ties at zero in many windows
+    h[0, :, :2] = 1.5                                           # and flat rows: ties of positive maxima
+    h.requires_grad_()
+    upstream = torch.randn(F.max_pool2d(h, 2).shape, dtype=torch.float64)
+    ours, plain = max_pool_2x2(h), F.max_pool2d(h, 2)
+    assert torch.equal(ours, plain)
+    (first_ours,) = torch.autograd.grad(ours, h, upstream, create_graph=True)
+    (first_plain,) = torch.autograd.grad(plain, h, upstream, create_graph=True)
+    assert torch.equal(first_ours, first_plain)
+    # MAML's second order differentiates the backward pass with respect to the incoming gradient
+    upstream.requires_grad_()
+    (through_ours,) = torch.autograd.grad(torch.autograd.grad(max_pool_2x2(h), h, upstream, create_graph=True)[0]
+                                          .pow(2).sum(), upstream)
+    (through_plain,) = torch.autograd.grad(torch.autograd.grad(F.max_pool2d(h, 2), h, upstream, create_graph=True)[0]
+                                           .pow(2).sum(), upstream)
+    assert torch.equal(through_ours, through_plain)
+
+
+def test_the_fast_max_pool_passes_gradcheck_and_runs_inside_torch_func():
+    x = torch.randn(2, 3, 5, 6, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(max_pool_2x2, (x,))
+    assert torch.autograd.gradgradcheck(lambda h: max_pool_2x2(h).pow(2), (x,))
+    per_example = torch.func.vmap(torch.func.grad(lambda h: max_pool_2x2(h).pow(2).sum()))(x.detach())
+    (reference,) = torch.autograd.grad(F.max_pool2d(x, 2).pow(2).sum(), x)
+    assert torch.equal(per_example, reference)
+
+
+def test_pool_before_relu_runs_a_plain_2x2_max_pool_the_fast_way():
+    plain = torch.nn.Sequential(torch.nn.Conv2d(1, 3, 3), torch.nn.MaxPool2d(2))
+    view = pool_before_relu(plain)
+    assert type(view[1]) is MaxPool2d and type(plain[1]) is torch.nn.MaxPool2d and view[0] is plain[0]
+    assert repr(view) == repr(plain)
+    odd = torch.nn.Sequential(torch.nn.Conv2d(1, 3, 3), torch.nn.MaxPool2d(3))
+    assert pool_before_relu(odd) is odd   # only the 2x2 window has a fast path
 
 
 def test_conv4_pools_the_fast_way_and_reads_as_before():
